@@ -1,0 +1,116 @@
+"""The ``edge`` command: run, sim, calibrate, bench, config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edge.config import ConfigError, EdgeConfig, dump_config, load_config
+
+
+def _config(args) -> EdgeConfig:
+    return load_config(args.config)
+
+
+def cmd_config(args) -> int:
+    config = _config(args)
+    if args.schema:
+        print(json.dumps(EdgeConfig.model_json_schema(), indent=1))
+    else:
+        print(dump_config(config), end="")
+    return 0
+
+
+def cmd_sim(args) -> int:
+    from edge.scanner.dataset import write_dataset
+
+    config = _config(args)
+    summary = write_dataset(config, args.parcels, Path(args.out), seed=args.seed,
+                            progress=not args.quiet)
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from edge.pipeline import calibrate_flatfield
+
+    config = _config(args)
+    path = calibrate_flatfield(config, lines=args.lines, out=args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from edge.bench import bench_sim
+
+    config = _config(args)
+    result = bench_sim(config.scanner, parcels=args.parcels)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        width = max(map(len, result))
+        for key, value in result.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from edge.pipeline import run
+
+    config = _config(args)
+    return run(config, duration_s=args.duration, summary_path=args.summary)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description=__doc__)
+    parser.add_argument("--config", type=Path, help="YAML config file (default: embedded demo)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the inspection pipeline")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--summary", type=Path, default=None, help="write a JSON summary here")
+    p.add_argument("--no-dashboard", action="store_true", help="run headless")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sim", help="write simulated parcels with COCO annotations")
+    p.add_argument("--parcels", type=int, default=16)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=None, help="override scanner.seed")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("calibrate", help="scanner calibration")
+    p.add_argument("what", choices=["flatfield"])
+    p.add_argument("--lines", type=int, default=512, help="dark and air lines to average")
+    p.add_argument("--out", type=Path, default=None, help="default: <calibration_dir>/"
+                   "flatfield.npz")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("bench", help="benchmarks")
+    p.add_argument("what", choices=["sim"])
+    p.add_argument("--parcels", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("config", help="print the effective config")
+    p.add_argument("--show", action="store_true", help="print it as YAML (the default)")
+    p.add_argument("--schema", action="store_true", help="print its JSON schema instead")
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""One settings tree for the whole pipeline, loaded in one call.
+
+Sources, strongest first: environment variables (``EDGE_SCANNER__BELT_SPEED_MM_S=600``),
+then the YAML file given with ``--config``, then the defaults below, which are the embedded demo
+(simulated scanner, simulated camera). Every model forbids unknown keys so a typo fails loudly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _type_or(default: str):
+    """Discriminator that picks ``default`` when ``type`` is left out (so env overrides of a
+    single field, or a file that sets only some fields, still validate)."""
+
+    def pick(value) -> str:
+        if isinstance(value, dict):
+            return value.get("type", default)
+        return getattr(value, "type", default)
+
+    return Discriminator(pick)
+
+
+class SimScannerConfig(Section):
+    """The physics simulator of a dual-energy line-scan parcel scanner (the embedded default)."""
+
+    type: Literal["sim"] = "sim"
+    seed: int = Field(0, description="Seed of the parcel stream; same seed, same stream.")
+    realtime: bool = Field(True, description="Pace lines to the wall clock, as a real scanner.")
+    belt_speed_mm_s: float = Field(500.0, gt=0, le=5000, description="Belt speed, mm/s.")
+    n_pixels: int = Field(768, ge=64, le=4096, description="Detector pixels across the tunnel.")
+    pitch_mm: float = Field(1.0, ge=0.25, le=4.0, description="Detector pixel pitch, mm; the "
+                            "line rate is belt speed / pitch so pixels are square.")
+    block_lines: int = Field(64, ge=1, le=4096, description="Lines per LineBlock.")
+    low_kev: float = Field(50.0, ge=20, le=160, description="Effective energy, low channel, keV.")
+    high_kev: float = Field(80.0, ge=20, le=160, description="Effective energy, high channel.")
+    photons_low: float = Field(8000, gt=0, description="Mean photons per pixel per line "
+                               "through air, low channel (sets quantum noise).")
+    photons_high: float = Field(20000, gt=0, description="Same for the high channel.")
+    air_counts: float = Field(45000, gt=0, le=65000, description="Mean ADC counts through air.")
+    dark_counts: float = Field(600, ge=0, le=5000, description="Mean dark offset, ADC counts.")
+    dark_spread: float = Field(80, ge=0, description="Pixel-to-pixel spread of the dark offset.")
+    gain_spread: float = Field(0.08, ge=0, le=0.5, description="Relative pixel gain spread.")
+    electronic_noise: float = Field(6.0, ge=0, description="Read noise, ADC counts rms.")
+    dead_pixels: int = Field(3, ge=0, description="Detector pixels stuck at the dark level.")
+    blur_px: float = Field(0.6, ge=0, le=5, description="Focal spot + crosstalk blur, sigma px.")
+    speed_jitter: float = Field(0.02, ge=0, le=0.3, description="Relative belt speed wobble.")
+    threat_share: float = Field(0.3, ge=0, le=1, description="Share of parcels with a threat.")
+    gap_mm: tuple[float, float] = Field((250.0, 900.0), description="Range of gaps between "
+                                        "parcels on the belt, mm.")
+    touch_share: float = Field(0.05, ge=0, le=1, description="Share of parcels that touch the "
+                               "one before them.")
+    encoder_counts_per_mm: float = Field(4.0, gt=0, le=1000, description="Belt encoder "
+                                         "resolution, counts per mm of belt travel.")
+    camera_offset_mm: float = Field(600.0, ge=0, le=20000, description="Top camera distance "
+                                    "upstream of the X-ray scan plane, mm.")
+    exclude_families: tuple[str, ...] = Field((), description="Object families never drawn "
+                                              "(held out for generalisation tests).")
+
+    @model_validator(mode="after")
+    def _energies_ordered(self) -> SimScannerConfig:
+        if self.high_kev <= self.low_kev:
+            raise ValueError(f"high_kev ({self.high_kev}) must be above low_kev ({self.low_kev})")
+        if not 0 <= self.gap_mm[0] <= self.gap_mm[1]:
+            raise ValueError(f"gap_mm must be (min, max) with 0 <= min <= max, got {self.gap_mm}")
+        return self
+
+    @property
+    def line_rate_hz(self) -> float:
+        return self.belt_speed_mm_s / self.pitch_mm
+
+
+ScannerConfig = Annotated[Annotated[SimScannerConfig, Tag("sim")], _type_or("sim")]
+
+
+class SimCameraConfig(Section):
+    """A simulated top camera: a photo of the parcel's top with its printed label."""
+
+    type: Literal["sim"] = "sim"
+    width: int = Field(960, ge=160, le=4096, description="Photo width, px.")
+    height: int = Field(540, ge=120, le=4096, description="Photo height, px.")
+    code: Literal["qr", "code128"] = Field("qr", description="Symbology printed on labels.")
+
+
+class CaptureCameraConfig(Section):
+    """A real camera read through cv2.VideoCapture: device index, stream URL or video file."""
+
+    type: Literal["capture"] = "capture"
+    source: int | str = Field(0, description="Device index, stream URL or video file path.")
+
+
+CameraConfig = Annotated[
+    Annotated[SimCameraConfig, Tag("sim")] | Annotated[CaptureCameraConfig, Tag("capture")],
+    _type_or("sim"),
+]
+
+
+class SegmentConfig(Section):
+    """Cutting the corrected line stream into parcels."""
+
+    threshold: float = Field(0.08, gt=0, description="Line is occupied when its 99th-percentile "
+                             "high-energy log-attenuation exceeds this.")
+    min_gap_mm: float = Field(40.0, ge=0, description="Shorter empty runs do not end a parcel.")
+    min_length_mm: float = Field(60.0, ge=0, description="Shorter objects are ignored.")
+    max_length_mm: float = Field(1600.0, gt=0, description="Longer runs are split.")
+    margin_mm: float = Field(20.0, ge=0, description="Empty belt kept on each side of a parcel.")
+
+
+class RenderConfig(Section):
+    """The image operators and the model see."""
+
+    mode: Literal["colour", "grey"] = Field("colour", description="Dual-energy pseudo-colour or "
+                                            "single-energy grey.")
+
+
+class EdgeConfig(BaseSettings):
+    """The root of the settings tree."""
+
+    model_config = SettingsConfigDict(env_prefix="EDGE_", env_nested_delimiter="__",
+                                      extra="forbid", frozen=True)
+
+    scanner: ScannerConfig = Field(default_factory=SimScannerConfig)
+    camera: CameraConfig = Field(default_factory=SimCameraConfig)
+    segment: SegmentConfig = Field(default_factory=SegmentConfig)
+    render: RenderConfig = Field(default_factory=RenderConfig)
+    calibration_dir: Path = Field(Path("calibration"), description="Scanner calibration tables.")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource):
+        # Environment beats the file, which arrives as init kwargs.
+        return env_settings, init_settings
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; the message names the field and the reason."""
+
+
+def format_validation_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(root)"
+        got = f" (got {item['input']!r})" if item["type"] != "missing" and "input" in item \
+            and not isinstance(item["input"], dict) else ""
+        lines.append(f"  {where}: {item['msg']}{got}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | str | None = None) -> EdgeConfig:
+    """Load the settings tree from an optional YAML file plus the environment."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at its top level, "
+                              f"got {type(data).__name__}")
+    try:
+        return EdgeConfig(**data)
+    except ValidationError as exc:
+        source = f"config file {path}" if path else "config"
+        raise ConfigError(f"{source} is invalid:\n{format_validation_error(exc)}") from None
+
+
+def dump_config(config: EdgeConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
