@@ -95,9 +95,9 @@ class SimCameraConfig(Section):
     """A simulated top camera: a photo of the parcel's top with its printed label."""
 
     type: Literal["sim"] = "sim"
-    width: int = Field(960, ge=160, le=4096, description="Photo width, px.")
-    height: int = Field(540, ge=120, le=4096, description="Photo height, px.")
-    code: Literal["qr", "code128"] = Field("qr", description="Symbology printed on labels.")
+    width: int = Field(1920, ge=160, le=8192, description="Photo width, px.")
+    height: int = Field(1080, ge=120, le=8192, description="Photo height, px.")
+    field_mm: float = Field(1100.0, gt=0, description="Belt length the photo's width spans, mm.")
 
 
 class CaptureCameraConfig(Section):
@@ -122,6 +122,8 @@ class SegmentConfig(Section):
     min_length_mm: float = Field(60.0, ge=0, description="Shorter objects are ignored.")
     max_length_mm: float = Field(1600.0, gt=0, description="Longer runs are split.")
     margin_mm: float = Field(20.0, ge=0, description="Empty belt kept on each side of a parcel.")
+    touch_jump_mm: float = Field(25.0, gt=0, description="Touching parcels are split where the "
+                                 "parcel's extent across the tunnel jumps by more than this.")
 
 
 class RenderConfig(Section):

@@ -15,7 +15,15 @@ import numpy as np
 
 from edge.scanner import phantoms
 from edge.scanner.materials import mu_pair
-from edge.scanner.solids import Footprint, Item, project, random_rotation, rotate_2d
+from edge.scanner.phantoms.shapes import smooth_noise
+from edge.scanner.solids import (
+    Footprint,
+    Item,
+    project,
+    projected_box,
+    random_rotation,
+    rotate_2d,
+)
 
 TUNNEL_MARGIN_MM = 30.0
 AA = 4  # supersampling of container outlines
@@ -29,8 +37,8 @@ class ScanGeometry:
 
     @property
     def cell_mm(self) -> float:
-        """Grid spacing of item columns: half a pixel keeps projections smooth."""
-        return self.pitch_mm / 2
+        """Grid spacing of item columns: under a pixel, which bilinear splats keep smooth."""
+        return self.pitch_mm * 0.7
 
 
 @dataclass
@@ -81,14 +89,6 @@ def polygon_coverage(shape, polygon_px: np.ndarray) -> np.ndarray:
     pts = np.round(np.asarray(polygon_px) * AA * 16).astype(np.int32)
     cv2.fillPoly(big, [pts], 255, lineType=cv2.LINE_8, shift=4)
     return cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-
-
-def smooth_noise(rng: np.random.Generator, shape, scale_px: float) -> np.ndarray:
-    """Smooth random field in [0, 1] with features about ``scale_px`` across."""
-    h, w = shape
-    gh, gw = max(2, int(h / scale_px) + 2), max(2, int(w / scale_px) + 2)
-    coarse = rng.random((gh, gw)).astype(np.float32)
-    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
 
 
 @dataclass(frozen=True)
@@ -165,11 +165,11 @@ def place(item: Item, box: Container, rng, geo: ScanGeometry, stretch: float = 1
     hi = np.asarray(box.outline_px(geo.pitch_mm, 4.0)).max(0)
     margin = min(item.extent_mm() * 0.5, min(box.length_mm, box.width_mm) * 0.3)
     for _ in range(tries):
-        fp = project(item, random_rotation(rng), box.random_point_px(rng, geo.pitch_mm, margin),
-                     geo.pitch_mm, geo.kev, stretch)
-        b = fp.box
+        rot = random_rotation(rng)
+        at = box.random_point_px(rng, geo.pitch_mm, margin)
+        b = projected_box(item, rot, at, geo.pitch_mm, stretch)
         if b[0] >= lo[0] and b[1] >= lo[1] and b[2] <= hi[0] and b[3] <= hi[1]:
-            return fp
+            return project(item, rot, at, geo.pitch_mm, geo.kev, stretch)
     return None
 
 

@@ -194,6 +194,22 @@ class Footprint:
                          xs.max() + 1 + self.x0, ys.max() + 1 + self.y0], np.float32)
 
 
+def projected_box(item: Item, rot: np.ndarray, center_px, pitch_mm: float,
+                  stretch: float = 1.0) -> np.ndarray:
+    """xyxy (px) enclosing what ``project`` would cover: the rotated corners of each slab's
+    bounding box (cheap, and never smaller than the footprint)."""
+    corners = []
+    for slab in item.slabs:
+        if not len(slab.uv):
+            continue
+        (u0, v0), (u1, v1) = slab.uv.min(0), slab.uv.max(0)
+        w0, w1 = float(slab.w_lo.min()), float(slab.w_hi.max())
+        corners.append(np.array(np.meshgrid([u0, u1], [v0, v1], [w0, w1])).reshape(3, -1).T)
+    pts = np.concatenate(corners) @ rot[:2].T
+    scale = np.array([stretch, 1.0]) / pitch_mm
+    return np.concatenate([pts.min(0) * scale + center_px, pts.max(0) * scale + center_px])
+
+
 def project(item: Item, rot: np.ndarray, center_px, pitch_mm: float, kev: tuple[float, float],
             stretch: float = 1.0) -> Footprint:
     """Project ``item`` rotated by ``rot`` with its origin at ``center_px`` (x, y) of an image of
@@ -204,15 +220,17 @@ def project(item: Item, rot: np.ndarray, center_px, pitch_mm: float, kev: tuple[
         if not len(slab.uv):
             continue
         t = slab.w_hi - slab.w_lo
-        # Depth samples half a pixel apart along the projected column, so it has no gaps.
-        k = int(np.clip(np.ceil(2 * float(t.max()) * sin_tilt / pitch_mm), 1, 128))
+        # Depth samples a pixel apart along the projected column: bilinear splats of points a
+        # pixel apart sum to a flat line, so there are no gaps.
+        k = int(np.clip(np.ceil(float(t.max()) * sin_tilt / pitch_mm), 1, 512))
+        uv, t, w_lo, area = _thinned(slab, k, pitch_mm)
         frac = (np.arange(k, dtype=np.float32) + 0.5) / k
-        w = slab.w_lo[None, :] + frac[:, None] * t[None, :]
-        u, v = slab.uv[:, 0], slab.uv[:, 1]
+        w = w_lo[None, :] + frac[:, None] * t[None, :]
+        u, v = uv[:, 0], uv[:, 1]
         x = ((u * rot[0, 0] + v * rot[0, 1])[None, :] + w * rot[0, 2]) * (stretch / pitch_mm)
         y = ((u * rot[1, 0] + v * rot[1, 1])[None, :] + w * rot[1, 2]) / pitch_mm
         # Path length (mm) each point adds, averaged over a whole detector pixel.
-        path = np.broadcast_to(t * (slab.cell_mm ** 2 / pitch_mm ** 2 / k), x.shape)
+        path = np.broadcast_to(t * (area / pitch_mm ** 2 / k), x.shape)
         clouds.append((slab.material, x.ravel() + center_px[0], y.ravel() + center_px[1],
                        path.ravel()))
     if not clouds:
@@ -232,17 +250,34 @@ def project(item: Item, rot: np.ndarray, center_px, pitch_mm: float, kev: tuple[
                      att_hi.reshape(h_px, w_px).astype(np.float32), x0, y0)
 
 
+POINT_BUDGET = 200_000  # points per slab above which columns are thinned
+
+
+def _thinned(slab: Slab, k: int, pitch_mm: float):
+    """Columns of a thick, tilted slab thinned to every m-th grid cell (m <= pitch / cell, so
+    they stay at most a pixel apart), each then carrying m^2 cells' volume."""
+    m = int(min(max(pitch_mm / slab.cell_mm, 1), np.ceil(np.sqrt(len(slab.uv) * k /
+                                                                   POINT_BUDGET))))
+    if m <= 1:
+        return slab.uv, slab.w_hi - slab.w_lo, slab.w_lo, slab.cell_mm ** 2
+    grid = np.round(slab.uv / slab.cell_mm).astype(np.int64)
+    keep = (grid[:, 0] % m == 0) & (grid[:, 1] % m == 0)
+    return (slab.uv[keep], (slab.w_hi - slab.w_lo)[keep], slab.w_lo[keep],
+            (slab.cell_mm * m) ** 2)
+
+
 def splat(x: np.ndarray, y: np.ndarray, weight: np.ndarray, shape) -> np.ndarray:
     """Bilinear splat of weighted points onto a flat grid of ``shape`` (pixel centres at
-    integer + 0.5): the antialiasing that keeps regular column grids free of moire."""
+    integer + 0.5): the antialiasing that keeps regular column grids free of moire. Points must
+    lie at least half a pixel inside the grid (``project`` sizes it so)."""
     h, w = shape
     fx, fy = x - 0.5, y - 0.5
-    ix, iy = np.floor(fx), np.floor(fy)
-    ax, ay = (fx - ix).astype(np.float32), (fy - iy).astype(np.float32)
-    ix, iy = ix.astype(np.int64), iy.astype(np.int64)
+    ix, iy = fx.astype(np.int64), fy.astype(np.int64)  # floor: coordinates are positive
+    ax, ay = fx - ix, fy - iy
     base = iy * w + ix
-    # Bounds: points lie inside by construction, so neighbours spill at most one pixel out.
-    index = np.concatenate([base, base + 1, base + w, base + w + 1])
-    share = np.concatenate([(1 - ax) * (1 - ay), ax * (1 - ay), (1 - ax) * ay, ax * ay])
-    ok = (index >= 0) & (index < h * w)
-    return np.bincount(index[ok], weights=(np.tile(weight, 4) * share)[ok], minlength=h * w)
+    wx0, wx1 = weight * (1 - ax), weight * ax
+    out = np.bincount(base, wx0 * (1 - ay), minlength=h * w)
+    out += np.bincount(base + 1, wx1 * (1 - ay), minlength=h * w)
+    out += np.bincount(base + w, wx0 * ay, minlength=h * w)
+    out += np.bincount(base + w + 1, wx1 * ay, minlength=h * w)
+    return out
