@@ -56,8 +56,11 @@ def bridge(spans: np.ndarray, min_gap: int) -> np.ndarray:
 
 def edges(att_hi: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Top and bottom edge (pixel rows) of the occupied part of each line, float32 [rows];
-    an empty line has top = bottom = the column's middle (zero extent)."""
-    above = att_hi > threshold
+    an empty line has top = bottom = the column's middle (zero extent). Edges need two
+    neighbouring pixels above threshold, so a lone hot pixel is no edge."""
+    single = att_hi > threshold
+    above = np.zeros_like(single)
+    above[:, :-1] = single[:, :-1] & single[:, 1:]
     n_pixels = above.shape[1]
     empty = ~above.any(axis=1)
     top = above.argmax(axis=1).astype(np.float32)
