@@ -47,18 +47,17 @@ class DetectorModel:
         """Raw counts (hi, lo) uint16 [rows, n_pixels] for log-attenuation maps of that shape."""
         out = []
         for ch, att in ((1, att_hi), (0, att_lo)):
+            counts_per_photon = self.air_counts / self.photons[ch] * self.gain[ch]
             if source_on:
-                mean_photons = self.photons[ch] * np.exp(-att, dtype=np.float32)
-                # Gaussian limit of Poisson statistics: exact enough above a few photons, and
-                # below that read noise dominates anyway.
-                photons = mean_photons + np.sqrt(mean_photons) * rng.standard_normal(
-                    att.shape, dtype=np.float32)
-                signal = np.clip(photons, 0, None) * (self.air_counts / self.photons[ch])
-                signal *= self.gain[ch]
+                photons = self.photons[ch] * np.exp(-att, dtype=np.float32)
+                mean = photons * counts_per_photon
+                # Photon (Poisson, in its Gaussian limit: exact enough above a few photons, and
+                # below that read noise dominates) and read noise, drawn as one Gaussian.
+                sd = np.sqrt(photons * counts_per_photon ** 2 + self.read_noise ** 2)
             else:
-                signal = np.zeros(att.shape, np.float32)
-            signal += self.dark[ch] + self.read_noise * rng.standard_normal(att.shape,
-                                                                             dtype=np.float32)
+                mean = np.zeros(att.shape, np.float32)
+                sd = np.full(att.shape, self.read_noise, np.float32)
+            signal = mean + self.dark[ch] + sd * rng.standard_normal(att.shape, dtype=np.float32)
             signal[:, self.dead] = self.dark[ch, self.dead]
             out.append(np.clip(np.rint(signal), 0, 65535).astype(np.uint16))
         return out[0], out[1]

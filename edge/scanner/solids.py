@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -34,6 +35,15 @@ class Slab:
     w_hi: np.ndarray
     cell_mm: float
 
+    @cached_property
+    def bounds(self) -> np.ndarray:
+        """[u0, v0, w0, u1, v1, w1] (mm): the slab's bounding box, computed once."""
+        if not len(self.uv):
+            return np.zeros(6)
+        u, v = self.uv[:, 0], self.uv[:, 1]
+        return np.array([u.min(), v.min(), self.w_lo.min(), u.max(), v.max(), self.w_hi.max()],
+                        np.float64)
+
 
 @dataclass
 class Item:
@@ -51,7 +61,8 @@ class Item:
 
     def extent_mm(self) -> float:
         """Largest distance of any column from the origin, mm (for placement)."""
-        return max(float(np.sqrt((s.uv ** 2).sum(1)).max()) for s in self.slabs if len(s.uv))
+        return max(float(np.hypot(*np.abs(s.bounds.reshape(2, 3)[:, :2]).max(0)))
+                   for s in self.slabs if len(s.uv))
 
 
 # --- building -----------------------------------------------------------------------------------
@@ -202,8 +213,7 @@ def projected_box(item: Item, rot: np.ndarray, center_px, pitch_mm: float,
     for slab in item.slabs:
         if not len(slab.uv):
             continue
-        (u0, v0), (u1, v1) = slab.uv.min(0), slab.uv.max(0)
-        w0, w1 = float(slab.w_lo.min()), float(slab.w_hi.max())
+        u0, v0, w0, u1, v1, w1 = slab.bounds
         corners.append(np.array(np.meshgrid([u0, u1], [v0, v1], [w0, w1])).reshape(3, -1).T)
     pts = np.concatenate(corners) @ rot[:2].T
     scale = np.array([stretch, 1.0]) / pitch_mm
@@ -235,10 +245,10 @@ def project(item: Item, rot: np.ndarray, center_px, pitch_mm: float, kev: tuple[
                        path.ravel()))
     if not clouds:
         return Footprint(np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32), 0, 0)
-    x0 = int(np.floor(min(float(c[1].min()) for c in clouds) - 0.5))
-    y0 = int(np.floor(min(float(c[2].min()) for c in clouds) - 0.5))
-    w_px = int(np.floor(max(float(c[1].max()) for c in clouds) + 0.5)) - x0 + 1
-    h_px = int(np.floor(max(float(c[2].max()) for c in clouds) + 0.5)) - y0 + 1
+    # The canvas from the slabs' rotated bounding boxes: no pass over the points needed.
+    bx0, by0, bx1, by1 = projected_box(item, rot, center_px, pitch_mm, stretch)
+    x0, y0 = int(np.floor(bx0 - 0.5)) - 1, int(np.floor(by0 - 0.5)) - 1
+    w_px, h_px = int(np.floor(bx1 + 0.5)) - x0 + 2, int(np.floor(by1 + 0.5)) - y0 + 2
     att_lo = np.zeros(h_px * w_px)
     att_hi = np.zeros_like(att_lo)
     for name, x, y, path in clouds:

@@ -111,8 +111,8 @@ def _finish(name, label, parts, rng) -> Item:
 
 def centred(item: Item) -> Item:
     """The item moved so its bounding box is centred on the origin (placement relies on it)."""
-    lo = np.min([s.uv.min(0) for s in item.slabs if len(s.uv)], axis=0)
-    hi = np.max([s.uv.max(0) for s in item.slabs if len(s.uv)], axis=0)
+    lo = np.min([s.bounds[:2] for s in item.slabs if len(s.uv)], axis=0)
+    hi = np.max([s.bounds[3:5] for s in item.slabs if len(s.uv)], axis=0)
     return item.transformed(offset=-(lo + hi) / 2)
 
 
