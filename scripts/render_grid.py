@@ -21,7 +21,7 @@ from edge.pipeline import capture_flatfield
 from edge.scanner.materials import ratio_boundaries
 from edge.scanner.sim import SimScanner
 
-TILE_H = 300
+TILE_H = 260
 
 
 def tile(image: np.ndarray, boxes, labels, scale: float) -> np.ndarray:

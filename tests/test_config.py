@@ -83,3 +83,12 @@ def test_cli_show_prints_effective_config(tmp_path):
     shown = yaml.safe_load(result.stdout)
     assert shown["scanner"]["seed"] == 42
     assert EdgeConfig(**shown) == load_config(path)
+
+
+def test_published_schema_is_current():
+    import json
+    from pathlib import Path
+
+    published = Path(__file__).resolve().parents[1] / "docs" / "config.schema.json"
+    assert json.loads(published.read_text()) == EdgeConfig.model_json_schema(), (
+        "docs/config.schema.json is stale: regenerate with `edge config --schema`")

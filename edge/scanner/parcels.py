@@ -26,6 +26,9 @@ from edge.scanner.solids import (
 )
 
 TUNNEL_MARGIN_MM = 30.0
+# A threat whose strongest pixel attenuates less than this (3 % of the beam) is invisible in
+# the scan: it stays in the parcel, but no one could be asked to find it, so it gets no label.
+VISIBLE_ATT = 0.03
 AA = 4  # supersampling of container outlines
 
 
@@ -202,9 +205,10 @@ def compose_parcel(rng: np.random.Generator, geo: ScanGeometry, threat: bool,
             if fp is None:
                 continue
             canvas.add(fp)
-            boxes.append(np.clip(fp.box, 0, [width, geo.n_pixels, width, geo.n_pixels]))
-            labels.append(label)
             families.append(item.name)
+            if fp.att_hi.max() >= VISIBLE_ATT:
+                boxes.append(np.clip(fp.box, 0, [width, geo.n_pixels, width, geo.n_pixels]))
+                labels.append(label)
     return ParcelScene(box.kind, (box.length_mm, box.width_mm, box.depth_mm),
                        canvas.att_lo, canvas.att_hi,
                        np.asarray(boxes, np.float32).reshape(-1, 4), labels, families)

@@ -273,7 +273,7 @@ def blade_razor(rng, cell):
     uv = s.uv.astype(np.float64)
     slot = (np.abs(uv[:, 1]) < 1.5) & (np.abs(uv[:, 0]) < 15)
     parts = [slab(uv[~slot], 0.1, "stainless", cell)]
-    stack = int(rng.integers(1, 6))
+    stack = int(rng.integers(1, 11))  # sold in packs of 5 or 10
     parts = [transform(p, w_offset=0.12 * k) for k in range(stack) for p in parts]
     return _finish("razor_blades", "blade", parts, rng)
 
