@@ -74,3 +74,32 @@ def test_dense_regions_are_noisier(scanner, flat):
     sd_dense = measure(scanner, flat, dense, dense)[0].std()
     # Poisson: sd of log-attenuation ~ 1/sqrt(N0 exp(-A)) grows by exp((3.0 - 0.2) / 2) = 4x.
     assert sd_dense / sd_light == pytest.approx(np.exp(1.4), rel=0.25)
+
+
+def test_segmentation_finds_every_parcel_of_a_simulated_stream():
+    from edge.config import SegmentConfig
+    from edge.imaging.segment import Segmenter
+
+    cfg = SimScannerConfig(realtime=False, seed=4, touch_share=0.0)
+    sim = SimScanner(cfg)
+    flat = capture_flatfield(sim, lines=256)
+    seg = Segmenter(SegmentConfig(), cfg.pitch_mm)
+    segments = []
+    while sim.line < 12_000:
+        block = sim.read()
+        segments += seg.feed(*correct(block.hi, block.lo, flat), block.t, block.encoder)
+    passed = [p for p in sim.placed if sim.line_at_mm(p.end_mm(cfg.pitch_mm)) < sim.line - 200]
+    assert len(passed) >= 8
+    found = {}
+    for s in segments:
+        owners = [t for t in sim.truth(s.start_line, s.hi.shape[1])]
+        assert len(owners) == 1, "one segment, one parcel"
+        found[owners[0].parcel_id] = (s.start_line, s.start_line + s.hi.shape[1])
+    margin = round(SegmentConfig().margin_mm / cfg.pitch_mm)
+    for p in passed:
+        start, stop = found[p.id]
+        first = sim.line_at_mm(p.start_mm)
+        last = sim.line_at_mm(p.end_mm(cfg.pitch_mm))
+        # The scene's canvas has a couple of empty pixels each side of the container.
+        assert start <= first and first - start <= margin + 6
+        assert stop >= last - 6 and stop - last <= margin + 6
