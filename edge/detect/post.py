@@ -1,0 +1,182 @@
+"""Post-processing core: decode the head on its grids, per-class thresholds, class-aware NMS,
+tile merging, and mapping boxes back to parcel pixels. Pure, vectorised NumPy: no Python loop
+over boxes or grid cells.
+
+Head contract (``models/README.md``): one tensor ``[N, 4 + C]`` per image, cells ordered stride
+by stride and row-major within a stride; columns ``l, t, r, b`` are non-negative distances from
+the cell centre to the box sides in units of the stride, then ``C`` class logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+
+import numpy as np
+
+from edge.types import Detections
+
+MAX_FIXED_POINT_ROUNDS = 10_000  # a chain of N boxes each suppressing the next needs N rounds
+
+
+# --- grids and decoding -------------------------------------------------------------------------
+
+@cache
+def grid(input_size: tuple[int, int], strides: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Cell centres float32 [N, 2] (x, y, input pixels) and their stride float32 [N]."""
+    h, w = input_size
+    centres, cell_strides = [], []
+    for s in strides:
+        ys, xs = np.mgrid[0:h // s, 0:w // s]
+        centres.append(np.stack([xs.ravel(), ys.ravel()], axis=1) * s + s / 2)
+        cell_strides.append(np.full(xs.size, s))
+    out = np.concatenate(centres).astype(np.float32), np.concatenate(cell_strides).astype(
+        np.float32)
+    for a in out:
+        a.setflags(write=False)
+    return out
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # tanh form: no overflow warnings for large |x|
+
+
+def decode(raw: np.ndarray, input_size: tuple[int, int], strides: Sequence[int]
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Head output [N, 4 + C] -> boxes xyxy float32 [N, 4] (input pixels), scores [N, C]."""
+    raw = np.asarray(raw)
+    centres, cell_strides = grid(tuple(input_size), tuple(strides))
+    if raw.ndim != 2 or raw.shape[0] != len(centres) or raw.shape[1] < 5:
+        raise ValueError(f"head output must be [{len(centres)}, 4 + classes] for input "
+                         f"{tuple(input_size)} and strides {tuple(strides)}, got {raw.shape}")
+    if not np.isfinite(raw).all():
+        bad = int(np.count_nonzero(~np.isfinite(raw)))
+        raise ValueError(f"head output holds {bad} non-finite values (NaN or inf)")
+    dist = np.maximum(raw[:, :4], 0) * cell_strides[:, None]
+    boxes = np.concatenate([centres - dist[:, :2], centres + dist[:, 2:]], axis=1)
+    return boxes.astype(np.float32), sigmoid(raw[:, 4:].astype(np.float32))
+
+
+def select(boxes: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | float,
+           max_candidates: int = 30_000) -> Detections:
+    """Every (cell, class) whose score reaches its class threshold, best ``max_candidates``."""
+    thr = np.broadcast_to(np.asarray(thresholds, np.float32), (scores.shape[1],))
+    cells, classes = np.nonzero(scores >= thr[None, :])
+    conf = scores[cells, classes]
+    if len(conf) > max_candidates:
+        top = np.argpartition(-conf, max_candidates - 1)[:max_candidates]
+        cells, classes, conf = cells[top], classes[top], conf[top]
+    return Detections(boxes[cells], conf, classes)
+
+
+# --- NMS ----------------------------------------------------------------------------------------
+
+def _check_boxes(xyxy, scores, class_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # float64 inside: class offsets must not cost box precision.
+    xyxy = np.asarray(xyxy, dtype=np.float64)
+    if xyxy.size == 0:
+        xyxy = xyxy.reshape(0, 4)
+    scores = np.asarray(scores, dtype=np.float32)
+    class_ids = np.asarray(class_ids, dtype=np.int64)
+    if xyxy.ndim != 2 or xyxy.shape[1] != 4:
+        raise ValueError(f"xyxy must have shape (N, 4), got {xyxy.shape}")
+    n = len(xyxy)
+    if scores.shape != (n,) or class_ids.shape != (n,):
+        raise ValueError(f"scores and class_ids must have shape ({n},), got {scores.shape} "
+                         f"and {class_ids.shape}")
+    if not (np.isfinite(xyxy).all() and np.isfinite(scores).all()):
+        raise ValueError("boxes and scores must be finite (no NaN or inf)")
+    return xyxy, scores, class_ids
+
+
+def overlapping_pairs(xyxy: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs (a, b), a < b, whose IoU exceeds the threshold: sort-and-sweep on x so only
+    boxes overlapping along x are ever compared."""
+    order = np.argsort(xyxy[:, 0], kind="stable")
+    x1 = xyxy[order, 0]
+    # Sorted position range of boxes starting before this one ends.
+    ends = np.searchsorted(x1, xyxy[order, 2], side="left")
+    counts = np.maximum(ends - np.arange(len(order)) - 1, 0)
+    total = int(counts.sum())
+    if total == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty
+    first = np.repeat(np.arange(len(order)), counts)
+    # second = first + 1 + (rank within first's run)
+    run_start = np.repeat(np.cumsum(counts) - counts, counts)
+    second = first + 1 + (np.arange(total) - run_start)
+    a, b = order[first], order[second]
+    iou = box_iou_pairs(xyxy[a], xyxy[b])
+    hit = iou > iou_threshold
+    a, b = a[hit], b[hit]
+    return np.minimum(a, b), np.maximum(a, b)
+
+
+def box_iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of box pairs a[i], b[i] ([K, 4] each); 0 where the union is empty."""
+    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a + area_b - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy NMS: indices kept, by descending score (ties: lower index first)."""
+    xyxy, scores, _ = _check_boxes(xyxy, scores, np.zeros(len(scores), np.int64))
+    order = np.lexsort((np.arange(len(scores)), -scores))
+    ranked = xyxy[order]
+    a, b = overlapping_pairs(ranked, iou_threshold)  # a outranks b
+    keep = np.ones(len(order), bool)
+    # Greedy NMS keeps a box unless a kept, better box overlaps it. That rule has one fixed
+    # point; iterating it from "keep all" settles one more rank of the suppression chain each
+    # round, so rounds = the longest chain, a handful in practice.
+    for _ in range(MAX_FIXED_POINT_ROUNDS):
+        suppressed = np.zeros(len(order), bool)
+        suppressed[b[keep[a]]] = True
+        new_keep = ~suppressed
+        if np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    return order[keep]
+
+
+def batched_nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
+                iou_threshold: float) -> np.ndarray:
+    """Class-aware greedy NMS: boxes only suppress boxes of their own class.
+
+    xyxy float [N, 4], scores [N], class_ids int [N]. Returns the kept indices, sorted by
+    descending score (ties by index)."""
+    xyxy, scores, class_ids = _check_boxes(xyxy, scores, class_ids)
+    if not 0 <= iou_threshold <= 1:
+        raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
+    if len(xyxy) == 0:
+        return np.zeros(0, np.int64)
+    # Shift each class to its own stretch of the x axis: no two classes can overlap then.
+    span = float(xyxy[:, [0, 2]].max() - xyxy[:, [0, 2]].min()) + 1.0
+    classes, dense = np.unique(class_ids, return_inverse=True)
+    shifted = xyxy.copy()
+    shifted[:, [0, 2]] += (dense.astype(np.float64) * 2 * span)[:, None]
+    return nms(shifted, scores, iou_threshold)
+
+
+# --- tiles and parcels --------------------------------------------------------------------------
+
+def to_parcel(det: Detections, offset_xy, scale: float, parcel_shape) -> Detections:
+    """Map boxes from model-input pixels to parcel pixels: ``(xy - offset) / scale``, clipped."""
+    h, w = parcel_shape
+    xyxy = (det.xyxy - np.tile(np.asarray(offset_xy, np.float32), 2)) / scale
+    xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
+    return Detections(xyxy, det.score, det.class_id)
+
+
+def merge_tiles(parts: Sequence[Detections], iou_threshold: float) -> Detections:
+    """Join detections already mapped to parcel pixels from overlapping tiles, one per object:
+    class-aware NMS over all of them (an object seen whole in one tile outranks its cut-off
+    copy in the next, whose IoU with it is high because tiles overlap by more than an object)."""
+    merged = Detections.merge(list(parts))
+    if len(merged) == 0:
+        return merged
+    return merged[batched_nms(merged.xyxy, merged.score, merged.class_id, iou_threshold)]

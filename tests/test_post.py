@@ -1,0 +1,148 @@
+"""The NumPy post-processing core against plain, slow reference implementations."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from edge.detect.post import (
+    batched_nms,
+    decode,
+    grid,
+    merge_tiles,
+    nms,
+    select,
+    to_parcel,
+)
+from edge.types import Detections
+
+
+def reference_iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    area = lambda r: max(0.0, r[2] - r[0]) * max(0.0, r[3] - r[1])  # noqa: E731
+    union = area(a) + area(b) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def reference_batched_nms(xyxy, scores, classes, thr):
+    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+    kept = []
+    for i in order:
+        box = [float(v) for v in xyxy[i]]
+        if all(classes[k] != classes[i] or reference_iou([float(v) for v in xyxy[k]], box) <= thr
+               for k in kept):
+            kept.append(i)
+    return kept
+
+
+@st.composite
+def box_sets(draw, max_n=60):
+    n = draw(st.integers(0, max_n))
+    # Integer corners on a small canvas: many overlaps, exact ties, degenerate boxes.
+    corners = draw(arrays(np.int64, (n, 4), elements=st.integers(0, 40)))
+    x1 = np.minimum(corners[:, 0], corners[:, 2])
+    x2 = np.maximum(corners[:, 0], corners[:, 2])
+    y1 = np.minimum(corners[:, 1], corners[:, 3])
+    y2 = np.maximum(corners[:, 1], corners[:, 3])
+    xyxy = np.stack([x1, y1, x2, y2], 1).astype(np.float32)
+    scores = draw(arrays(np.float32, n, elements=st.sampled_from([0.1, 0.5, 0.5, 0.7, 0.9])))
+    classes = draw(arrays(np.int64, n, elements=st.integers(0, 2)))
+    thr = draw(st.sampled_from([0.0, 0.3, 0.5, 0.7, 1.0]))
+    return xyxy, scores, classes, thr
+
+
+@settings(max_examples=300, deadline=None)
+@given(box_sets())
+def test_batched_nms_matches_reference(case):
+    xyxy, scores, classes, thr = case
+    kept = batched_nms(xyxy, scores, classes, thr)
+    assert kept.tolist() == reference_batched_nms(xyxy, scores, classes, thr)
+
+
+@settings(max_examples=50, deadline=None)
+@given(box_sets(max_n=200))
+def test_batched_nms_matches_reference_on_larger_sets(case):
+    xyxy, scores, classes, thr = case
+    xyxy = xyxy * 7.3 + 100.25  # non-integer coordinates
+    assert batched_nms(xyxy, scores, classes, thr).tolist() == reference_batched_nms(
+        xyxy, scores, classes, thr)
+
+
+def test_nms_chain_and_tile_seam():
+    # Each box overlaps the next only: greedy keeps every other one.
+    xyxy = np.array([[i * 6, 0, i * 6 + 10, 10] for i in range(9)], np.float32)
+    scores = np.linspace(0.9, 0.1, 9).astype(np.float32)
+    assert nms(xyxy, scores, 0.2).tolist() == [0, 2, 4, 6, 8]
+    # A box cut at a tile seam and its whole copy from the next tile merge into the whole one.
+    whole = Detections([[90, 10, 150, 60]], [0.8], [1])
+    cut = Detections([[90, 10, 128, 60]], [0.6], [1])
+    merged = merge_tiles([cut, whole], iou_threshold=0.5)
+    assert len(merged) == 1 and merged.xyxy[0].tolist() == [90, 10, 150, 60]
+
+
+@pytest.mark.parametrize(
+    ("xyxy", "scores", "classes", "message"),
+    [
+        (np.zeros((3, 5)), np.zeros(3), np.zeros(3), "shape"),  # wrong box width
+        (np.zeros((3, 4)), np.zeros(2), np.zeros(3), "shape"),  # scores too short
+        (np.zeros((2, 4)), np.array([0.5, np.nan]), np.zeros(2), "finite"),  # NaN score
+        (np.full((1, 4), np.inf), np.ones(1), np.zeros(1), "finite"),  # inf box
+    ],
+)
+def test_bad_input_gets_a_clear_error(xyxy, scores, classes, message):
+    with pytest.raises(ValueError, match=message):
+        batched_nms(xyxy, scores, classes, 0.5)
+
+
+def test_empty_input():
+    assert batched_nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0), 0.5).shape == (0,)
+    assert len(merge_tiles([Detections.empty()], 0.5)) == 0
+
+
+def reference_decode(raw, input_size, strides):
+    boxes, scores = [], []
+    row = 0
+    for s in strides:
+        for gy in range(input_size[0] // s):
+            for gx in range(input_size[1] // s):
+                cx, cy = gx * s + s / 2, gy * s + s / 2
+                left, top, right, bottom = (max(float(v), 0.0) * s for v in raw[row, :4])
+                boxes.append([cx - left, cy - top, cx + right, cy + bottom])
+                scores.append([1 / (1 + np.exp(-float(v))) for v in raw[row, 4:]])
+                row += 1
+    return np.array(boxes), np.array(scores)
+
+
+@pytest.mark.parametrize("input_size", [(64, 64), (32, 96)])
+def test_decode_matches_reference(input_size):
+    strides = (8, 16, 32)
+    n = len(grid(input_size, strides)[0])
+    raw = np.random.default_rng(0).normal(0, 3, (n, 4 + 3)).astype(np.float32)
+    boxes, scores = decode(raw, input_size, strides)
+    ref_boxes, ref_scores = reference_decode(raw, input_size, strides)
+    np.testing.assert_allclose(boxes, ref_boxes, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-6)
+
+
+def test_decode_rejects_bad_heads():
+    with pytest.raises(ValueError, match="head output must be"):
+        decode(np.zeros((10, 7)), (64, 64), (8, 16, 32))
+    n = len(grid((64, 64), (8, 16, 32))[0])
+    raw = np.zeros((n, 6), np.float32)
+    raw[3, 5] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        decode(raw, (64, 64), (8, 16, 32))
+
+
+def test_select_applies_per_class_thresholds_and_maps_to_parcel():
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 40, 40]], np.float32)
+    scores = np.array([[0.6, 0.2], [0.3, 0.45]], np.float32)
+    det = select(boxes, scores, np.array([0.5, 0.4]))
+    order = np.argsort(det.class_id)
+    assert det.class_id[order].tolist() == [0, 1]
+    assert det.score[order].tolist() == pytest.approx([0.6, 0.45])
+    mapped = to_parcel(det, offset_xy=(4, 8), scale=2.0, parcel_shape=(100, 100))
+    assert mapped.xyxy[det.class_id == 1][0].tolist() == [8, 6, 18, 16]
