@@ -43,16 +43,31 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from edge.bench import bench_sim
-
     config = _config(args)
-    result = bench_sim(config.scanner, parcels=args.parcels)
+    if args.what == "sim":
+        from edge.bench import bench_sim
+
+        result = bench_sim(config.scanner, parcels=args.parcels)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            width = max(map(len, result))
+            for key, value in result.items():
+                print(f"{key:<{width}}  {value}")
+        return 0
+    from edge.detect.bench import bench_nms
+
+    result = bench_nms()
     if args.json:
         print(json.dumps(result))
-    else:
-        width = max(map(len, result))
-        for key, value in result.items():
-            print(f"{key:<{width}}  {value}")
+        return 0
+    rows = result["rows"]
+    columns = list(rows[0])
+    print(f"batched NMS, IoU {result['iou_threshold']}, median ms per call "
+          f"(peers: {', '.join(result['peers'])})")
+    print("  ".join(f"{c:>18}" for c in columns))
+    for row in rows:
+        print("  ".join(f"{row[c]!s:>18}" for c in columns))
     return 0
 
 
@@ -89,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["sim"])
+    p.add_argument("what", choices=["sim", "post"])
     p.add_argument("--parcels", type=int, default=20)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)

@@ -146,3 +146,29 @@ def test_select_applies_per_class_thresholds_and_maps_to_parcel():
     assert det.score[order].tolist() == pytest.approx([0.6, 0.45])
     mapped = to_parcel(det, offset_xy=(4, 8), scale=2.0, parcel_shape=(100, 100))
     assert mapped.xyxy[det.class_id == 1][0].tolist() == [8, 6, 18, 16]
+
+
+@settings(max_examples=150, deadline=None)
+@given(box_sets(max_n=120), st.sampled_from([1, 3, 7, 16]))
+def test_batched_nms_matches_reference_across_chunks(case, chunk):
+    # Chunks of a few boxes make every chunk boundary case (kept set meets new chunk) common.
+    import edge.detect.post as post
+
+    xyxy, scores, classes, thr = case
+    saved = post.CHUNK
+    post.CHUNK = chunk
+    try:
+        kept = batched_nms(xyxy, scores, classes, thr)
+    finally:
+        post.CHUNK = saved
+    assert kept.tolist() == reference_batched_nms(xyxy, scores, classes, thr)
+
+
+def test_nms_benchmark_reports_peers_on_the_same_sets():
+    from edge.detect.bench import bench_nms
+
+    result = bench_nms(sizes=(100, 1000), repeats=1)
+    assert "opencv" in result["peers"]
+    for row in result["rows"]:
+        assert row["edge_ms"] > 0 and row["opencv_ms"] > 0
+        assert row["opencv_same_kept"], row  # same boxes kept: the race is fair

@@ -90,25 +90,33 @@ def _check_boxes(xyxy, scores, class_ids) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def overlapping_pairs(xyxy: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs (a, b), a < b, whose IoU exceeds the threshold: sort-and-sweep on x so only
-    boxes overlapping along x are ever compared."""
+    """All pairs (a, b), a < b, whose IoU exceeds the threshold, by sort-and-sweep along x.
+
+    IoU <= overlap_x / width for either box, so after sorting by x1, box j (x1_j >= x1_i) can
+    only matter when x1_j < x2_i - threshold * width_i (the sweep window) and its x overlap
+    exceeds threshold * width_j (the first filter); y is looked at only for the survivors."""
     order = np.argsort(xyxy[:, 0], kind="stable")
-    x1 = xyxy[order, 0]
-    # Sorted position range of boxes starting before this one ends.
-    ends = np.searchsorted(x1, xyxy[order, 2], side="left")
-    counts = np.maximum(ends - np.arange(len(order)) - 1, 0)
+    sx1, sy1, sx2, sy2 = (np.ascontiguousarray(xyxy[order, k]) for k in range(4))
+    width, height = np.maximum(sx2 - sx1, 0), np.maximum(sy2 - sy1, 0)
+    n = len(order)
+    ends = np.searchsorted(sx1, sx2 - iou_threshold * width, side="left")
+    counts = np.maximum(ends - np.arange(n) - 1, 0)
     total = int(counts.sum())
+    empty = np.zeros(0, np.int64)
     if total == 0:
-        empty = np.zeros(0, np.int64)
         return empty, empty
-    first = np.repeat(np.arange(len(order)), counts)
-    # second = first + 1 + (rank within first's run)
-    run_start = np.repeat(np.cumsum(counts) - counts, counts)
-    second = first + 1 + (np.arange(total) - run_start)
-    a, b = order[first], order[second]
-    iou = box_iou_pairs(xyxy[a], xyxy[b])
-    hit = iou > iou_threshold
-    a, b = a[hit], b[hit]
+    first = np.repeat(np.arange(n), counts)
+    second = first + 1 + (np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts))
+    iw = np.minimum(np.repeat(sx2, counts), sx2[second]) - sx1[second]
+    near = iw > iou_threshold * width[second]
+    if iou_threshold == 0:
+        near &= iw > 0
+    first, second, iw = first[near], second[near], iw[near]
+    ih = np.minimum(sy2[first], sy2[second]) - np.maximum(sy1[first], sy1[second])
+    inter = iw * np.maximum(ih, 0)
+    union = width[first] * height[first] + width[second] * height[second] - inter
+    hit = (inter > iou_threshold * union) & (inter > 0)  # IoU > threshold, no division
+    a, b = order[first[hit]], order[second[hit]]
     return np.minimum(a, b), np.maximum(a, b)
 
 
@@ -123,24 +131,78 @@ def box_iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy NMS: indices kept, by descending score (ties: lower index first)."""
-    xyxy, scores, _ = _check_boxes(xyxy, scores, np.zeros(len(scores), np.int64))
-    order = np.lexsort((np.arange(len(scores)), -scores))
-    ranked = xyxy[order]
+def pairs_between(a_box: np.ndarray, b_box: np.ndarray, iou_threshold: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j) of a_box[i], b_box[j] ([K, 4] each) with IoU above the threshold: b is
+    swept along x, each a box compared only with the b boxes whose x1 falls in its window."""
+    empty = np.zeros(0, np.int64)
+    if len(a_box) == 0 or len(b_box) == 0:
+        return empty, empty
+    order = np.argsort(b_box[:, 0], kind="stable")
+    bx1, by1, bx2, by2 = (np.ascontiguousarray(b_box[order, k]) for k in range(4))
+    # x overlap must exceed threshold * width of a, so x1_b lies in
+    # (x1_a + t * w_a - widest_b, x2_a - t * w_a).
+    widest = float(np.max(bx2 - bx1, initial=0))
+    margin = iou_threshold * np.maximum(a_box[:, 2] - a_box[:, 0], 0)
+    lo = np.searchsorted(bx1, a_box[:, 0] + margin - widest, side="left")
+    hi = np.searchsorted(bx1, a_box[:, 2] - margin, side="left")
+    counts = np.maximum(hi - lo, 0)
+    total = int(counts.sum())
+    if total == 0:
+        return empty, empty
+    i = np.repeat(np.arange(len(a_box)), counts)
+    j = np.repeat(lo, counts) + (np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts))
+    ax1, ay1, ax2, ay2 = (a_box[i, k] for k in range(4))
+    iw = np.minimum(ax2, bx2[j]) - np.maximum(ax1, bx1[j])
+    ih = np.minimum(ay2, by2[j]) - np.maximum(ay1, by1[j])
+    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+    area_a = np.maximum(ax2 - ax1, 0) * np.maximum(ay2 - ay1, 0)
+    area_b = np.maximum(bx2[j] - bx1[j], 0) * np.maximum(by2[j] - by1[j], 0)
+    hit = (inter > iou_threshold * (area_a + area_b - inter)) & (inter > 0)
+    return i[hit], order[j[hit]]
+
+
+def _greedy_within(ranked: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy NMS of boxes already in rank order: bool keep mask."""
     a, b = overlapping_pairs(ranked, iou_threshold)  # a outranks b
-    keep = np.ones(len(order), bool)
+    keep = np.ones(len(ranked), bool)
     # Greedy NMS keeps a box unless a kept, better box overlaps it. That rule has one fixed
     # point; iterating it from "keep all" settles one more rank of the suppression chain each
     # round, so rounds = the longest chain, a handful in practice.
     for _ in range(MAX_FIXED_POINT_ROUNDS):
-        suppressed = np.zeros(len(order), bool)
+        suppressed = np.zeros(len(ranked), bool)
         suppressed[b[keep[a]]] = True
-        new_keep = ~suppressed
-        if np.array_equal(new_keep, keep):
+        if np.array_equal(~suppressed, keep):
             break
-        keep = new_keep
-    return order[keep]
+        keep = ~suppressed
+    return keep
+
+
+CHUNK = 1024  # boxes resolved together; later chunks only meet the boxes kept so far
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy NMS: indices kept, by descending score (ties: lower index first).
+
+    Boxes go in rank order, a chunk at a time: a chunk first loses every box that a box kept
+    from earlier chunks overlaps, then resolves the rest among themselves. Dense clusters
+    (what detectors emit) are settled by their first kept box, so later chunks compare few
+    pairs; the loop runs over chunks, never over boxes."""
+    xyxy, scores, _ = _check_boxes(xyxy, scores, np.zeros(len(scores), np.int64))
+    order = np.lexsort((np.arange(len(scores)), -scores))
+    ranked = xyxy[order]
+    kept: list[np.ndarray] = []
+    kept_boxes = np.zeros((0, 4))
+    for start in range(0, len(order), CHUNK):
+        chunk = np.arange(start, min(start + CHUNK, len(order)))
+        hit, _ = pairs_between(ranked[chunk], kept_boxes, iou_threshold)
+        alive = np.ones(len(chunk), bool)
+        alive[hit] = False
+        chunk = chunk[alive]
+        chunk = chunk[_greedy_within(ranked[chunk], iou_threshold)]
+        kept.append(chunk)
+        kept_boxes = np.concatenate([kept_boxes, ranked[chunk]])
+    return order[np.concatenate(kept)] if kept else np.zeros(0, np.int64)
 
 
 def batched_nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,

@@ -1,0 +1,100 @@
+"""NMS benchmark: our vectorised batched NMS against OpenCV's (and torchvision's when installed),
+timed in one run on the same candidate sets. Prints figures; asserts nothing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from edge.detect.post import batched_nms
+
+SIZES = (100, 1_000, 5_000, 20_000)
+CLASSES = 8
+IMAGE = 640
+
+
+def random_set(n: int, rng: np.random.Generator):
+    """Boxes anywhere in a 640 px image, 10-120 px a side, uniform scores, 8 classes."""
+    xy = rng.uniform(0, IMAGE - 120, (n, 2))
+    wh = rng.uniform(10, 120, (n, 2))
+    return (np.hstack([xy, xy + wh]).astype(np.float32), rng.random(n).astype(np.float32),
+            rng.integers(0, CLASSES, n))
+
+
+def realistic_set(n: int, rng: np.random.Generator):
+    """What a detector head emits before NMS: dense clusters of jittered boxes around a few
+    dozen objects (score falling with the jitter), plus low-score clutter."""
+    objects = max(n // 150, 2)
+    centre = rng.uniform(60, IMAGE - 60, (objects, 2))
+    size = rng.uniform(20, 160, (objects, 2))
+    cls = rng.integers(0, CLASSES, objects)
+    owner = rng.integers(0, objects, n)
+    jitter = rng.normal(0, 0.12, (n, 4))
+    c = centre[owner] + jitter[:, :2] * size[owner]
+    s = size[owner] * np.exp(jitter[:, 2:])
+    xyxy = np.hstack([c - s / 2, c + s / 2]).astype(np.float32)
+    score = np.clip(0.95 - np.abs(jitter).sum(1) + rng.normal(0, 0.05, n), 0.01, 1)
+    clutter = rng.random(n) < 0.2
+    score[clutter] *= 0.3
+    return xyxy, score.astype(np.float32), np.where(clutter, rng.integers(0, CLASSES, n),
+                                                    cls[owner])
+
+
+def _opencv(xyxy, scores, classes, iou):
+    xywh = np.hstack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]])
+    kept = cv2.dnn.NMSBoxesBatched(xywh, scores, classes.astype(np.int32), 0.0, iou)
+    return np.asarray(kept, np.int64).ravel()
+
+
+def _torchvision() -> Callable | None:
+    try:
+        import torch  # noqa: F401  (optional peer: only when installed)
+        from torchvision.ops import batched_nms as tv_nms
+    except Exception:  # noqa: BLE001 - any import failure means "not available"
+        return None
+
+    import torch
+
+    def run(xyxy, scores, classes, iou):
+        return tv_nms(torch.from_numpy(xyxy), torch.from_numpy(scores),
+                      torch.from_numpy(classes), iou).numpy()
+
+    return run
+
+
+def _median_ms(fn: Callable, args, repeats: int) -> float:
+    fn(*args)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
+def bench_nms(iou: float = 0.5, seed: int = 0, repeats: int = 7,
+              sizes: tuple[int, ...] = SIZES) -> dict:
+    peers = {"edge": batched_nms, "opencv": _opencv}
+    tv = _torchvision()
+    if tv is not None:
+        peers["torchvision"] = tv
+    rows = []
+    for kind, make in (("random", random_set), ("realistic", realistic_set)):
+        for n in sizes:
+            xyxy, scores, classes = make(n, np.random.default_rng([seed, n]))
+            args = (xyxy, scores, classes, iou)
+            row = {"set": kind, "boxes": n}
+            ours = set(batched_nms(*args).tolist())
+            for name, fn in peers.items():
+                reps = repeats if n <= 5_000 else max(2, repeats // 3)
+                row[f"{name}_ms"] = round(_median_ms(fn, args, reps), 3)
+                if name != "edge":
+                    row[f"{name}_same_kept"] = set(np.asarray(fn(*args)).tolist()) == ours
+            for name in peers:
+                if name != "edge":
+                    row[f"speedup_vs_{name}"] = round(row[f"{name}_ms"] / row["edge_ms"], 2)
+            rows.append(row)
+    return {"iou_threshold": iou, "peers": list(peers), "rows": rows}
