@@ -1,0 +1,113 @@
+"""The detector runtime: an onnxruntime session built from the model's own metadata.
+
+A model file is self-describing (``models/README.md``): class names, input size, strides and
+normalisation travel in its ``metadata_props``. ``Detector.detect`` runs pre-processing, one
+batched session run over all tiles, and the NumPy post-processing core.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from edge.detect.post import decode, grid, merge_tiles, select, to_parcel
+from edge.detect.pre import prepare
+from edge.types import Detections
+
+REQUIRED_KEYS = ("classes", "input_size", "strides", "mean", "std")
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be used; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    classes: tuple[str, ...]
+    input_size: tuple[int, int]
+    strides: tuple[int, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    channel_order: str = "bgr"
+    version: str = "unknown"
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str], path: Path | str) -> ModelInfo:
+        missing = [k for k in REQUIRED_KEYS if k not in meta]
+        if missing:
+            raise ModelError(f"model {path} lacks metadata {', '.join(missing)} "
+                             f"(see models/README.md)")
+        try:
+            values = {k: json.loads(meta[k]) for k in REQUIRED_KEYS}
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"model {path} has unreadable metadata: {exc}") from None
+        info = cls(tuple(values["classes"]), tuple(values["input_size"]),
+                   tuple(values["strides"]), tuple(values["mean"]), tuple(values["std"]),
+                   meta.get("channel_order", "bgr"), meta.get("version", "unknown"))
+        if len(info.input_size) != 2 or any(s % max(info.strides) for s in info.input_size):
+            raise ModelError(f"model {path}: input_size {info.input_size} must be two multiples "
+                             f"of the largest stride {max(info.strides)}")
+        return info
+
+    @property
+    def cells(self) -> int:
+        return len(grid(self.input_size, self.strides)[0])
+
+
+def choose_providers(wanted: Sequence[str]) -> list[str]:
+    """The wanted execution providers that this onnxruntime offers, CPU always last."""
+    available = ort.get_available_providers()
+    chosen = [p for p in wanted if p in available and p != "CPUExecutionProvider"]
+    return [*chosen, "CPUExecutionProvider"]
+
+
+class Detector:
+    """One loaded model, warmed up. ``detect(image)`` -> Detections in the image's pixels."""
+
+    def __init__(self, path: Path | str, providers: Sequence[str] = ("CPUExecutionProvider",),
+                 threads: int = 2, warmup: bool = True):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"model file not found: {self.path}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.path), options,
+                                                providers=choose_providers(providers))
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private types
+            raise ModelError(f"cannot load model {self.path}: {exc}") from None
+        self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map,
+                                            self.path)
+        self.input_name = self.session.get_inputs()[0].name
+        shape = self.session.get_inputs()[0].shape
+        if len(shape) != 4 or shape[1] != 3:
+            raise ModelError(f"model {self.path}: input must be [B, 3, H, W], got {shape}")
+        if warmup:
+            self.raw(np.zeros((1, 3, *self.info.input_size), np.float32))
+
+    def raw(self, tensor: np.ndarray) -> np.ndarray:
+        """Bare session run: [B, 3, H, W] -> head output [B, N, 4 + C], shape checked."""
+        out = self.session.run(None, {self.input_name: tensor})[0]
+        expected = (tensor.shape[0], self.info.cells, 4 + len(self.info.classes))
+        if out.shape != expected:
+            raise ModelError(f"model {self.path}: output shape {out.shape}, expected {expected} "
+                             f"from its metadata")
+        return out
+
+    def detect(self, image: np.ndarray, thresholds: float | Sequence[float] = 0.25,
+               iou_threshold: float = 0.5) -> Detections:
+        batch = prepare(image, self.info.input_size, self.info.mean, self.info.std,
+                        self.info.channel_order)
+        raw = self.raw(batch.tensor)
+        parts = []
+        for tile, offset in zip(raw, batch.offsets, strict=True):  # a few tiles, not boxes
+            boxes, scores = decode(tile, self.info.input_size, self.info.strides)
+            found = select(boxes, scores, np.asarray(thresholds, np.float32))
+            parts.append(to_parcel(found, -offset, batch.scale, batch.image_shape))
+        return merge_tiles(parts, iou_threshold)

@@ -1,0 +1,87 @@
+"""Pre-processing: the one function that turns an image into model input, shared by the runtime,
+INT8 calibration and replay (calibrate on exactly what production feeds the model).
+
+Ordinary images are letterboxed into the model's square input. Parcels much longer than they
+are tall are scaled so their height fills the input, then cut into overlapping tiles along the
+belt, batched into one session run. Padding is white: air, in an X-ray image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+PAD_VALUE = 255
+MIN_OVERLAP = 0.25  # of a tile: more than the longest object, so one tile sees it whole
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Model input for one image. tensor: float32 [B, 3, H, W]; offsets: float32 [B, 2] of
+    each tile's (x, y) in scaled-image pixels; scale: input pixels per image pixel."""
+
+    tensor: np.ndarray
+    offsets: np.ndarray
+    scale: float
+    image_shape: tuple[int, int]
+
+
+def as_bgr8(image: np.ndarray) -> np.ndarray:
+    """Any scan (grey or colour, 8 or 16 bit) as BGR uint8 [H, W, 3]."""
+    image = np.asarray(image)
+    if image.size == 0 or image.ndim not in (2, 3):
+        raise ValueError(f"expected a non-empty 2D grey or 3D colour image, got shape "
+                         f"{image.shape}")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ValueError(f"expected 8- or 16-bit pixels, got {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
+    if image.shape[2] != 3:
+        raise ValueError(f"expected 1, 3 or 4 channels, got {image.shape[2]}")
+    return image
+
+
+def tile_starts(length: int, tile: int, overlap: float = MIN_OVERLAP) -> np.ndarray:
+    """Start offsets of tiles of ``tile`` px covering ``length`` px with at least ``overlap``."""
+    if length <= tile:
+        return np.zeros(1, np.int64)
+    step = tile * (1 - overlap)
+    count = int(np.ceil((length - tile) / step)) + 1
+    return np.round(np.linspace(0, length - tile, count)).astype(np.int64)
+
+
+def prepare(image: np.ndarray, input_size: tuple[int, int], mean, std,
+            channel_order: str = "bgr", max_tiles: int = 8) -> Batch:
+    """Image -> Batch: letterbox (scale to fit) or, for long images, tiles along x."""
+    bgr = as_bgr8(image)
+    h, w = bgr.shape[:2]
+    in_h, in_w = input_size
+    # Height fills the input; long images tile along x, short ones letterbox.
+    scale = min(in_h / h, in_w / w) if w * in_h <= h * in_w * 1.25 else in_h / h
+    scaled_w = max(int(round(w * scale)), 1)
+    if scaled_w > in_w * max_tiles * (1 - MIN_OVERLAP):
+        scale = in_w * max_tiles * (1 - MIN_OVERLAP) / w  # very long: shrink to max_tiles
+        scaled_w = max(int(round(w * scale)), 1)
+    scaled_h = max(int(round(h * scale)), 1)
+    resized = cv2.resize(bgr, (scaled_w, scaled_h), interpolation=cv2.INTER_AREA
+                         if scale < 1 else cv2.INTER_LINEAR)
+    width = max(scaled_w, in_w)
+    canvas = np.full((in_h, width, 3), PAD_VALUE, np.uint8)
+    canvas[:scaled_h, :scaled_w] = resized[:in_h]
+    starts = tile_starts(width, in_w)
+    tiles = np.stack([canvas[:, s:s + in_w] for s in starts])
+    if channel_order == "rgb":
+        tiles = tiles[..., ::-1]
+    tensor = (tiles.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(
+        std, np.float32)
+    offsets = np.stack([starts, np.zeros_like(starts)], axis=1).astype(np.float32)
+    return Batch(np.ascontiguousarray(tensor.transpose(0, 3, 1, 2)), offsets, float(scale),
+                 (h, w))

@@ -1,0 +1,112 @@
+"""The onnxruntime detector, end to end on real ONNX graphs built here with a planted output."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edge.detect.model import Detector, ModelError
+from edge.detect.post import grid
+from edge.detect.pre import prepare, tile_starts
+
+SIZE, STRIDES, CLASSES = (64, 64), (8, 16, 32), ("gun", "knife")
+
+
+def planted_head(cells: list[tuple[int, int, int, int, float]]) -> np.ndarray:
+    """Head output [1, N, 4 + C]: silent, except cells (stride, gx, gy, class, half-size in
+    strides) that see a square box centred on them with a confident logit."""
+    centres, strides = grid(SIZE, STRIDES)
+    head = np.full((1, len(centres), 4 + len(CLASSES)), -12.0, np.float32)
+    head[0, :, :4] = 0.5
+    for stride, gx, gy, cls, half in cells:
+        row = np.nonzero((strides == stride) & (centres[:, 0] == gx * stride + stride / 2)
+                         & (centres[:, 1] == gy * stride + stride / 2))[0][0]
+        head[0, row, :4] = half
+        head[0, row, 4 + cls] = 6.0
+    return head
+
+
+def write_model(path, head: np.ndarray, metadata: dict | None = None, cells: int | None = None):
+    """A real ONNX graph: preds = 0 * mean(images) + head, broadcast over the batch."""
+    n = cells or head.shape[1]
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["m"], keepdims=1, axes=[1, 2, 3]),
+        helper.make_node("Reshape", ["m", "shape"], ["m3"]),
+        helper.make_node("Mul", ["m3", "zero"], ["z"]),
+        helper.make_node("Add", ["z", "head"], ["preds"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "planted",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["B", 3, *SIZE])],
+        [helper.make_tensor_value_info("preds", TensorProto.FLOAT, ["B", n, head.shape[2]])],
+        [numpy_helper.from_array(head[:, :n], "head"),
+         numpy_helper.from_array(np.array([-1, 1, 1], np.int64), "shape"),
+         numpy_helper.from_array(np.zeros(1, np.float32), "zero")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    meta = {"classes": json.dumps(CLASSES), "input_size": json.dumps(SIZE),
+            "strides": json.dumps(STRIDES), "mean": "[0, 0, 0]", "std": "[255, 255, 255]",
+            "version": "test"}
+    meta.update(metadata or {})
+    for key, value in meta.items():
+        if value is not None:
+            model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    onnx.save(model, path)
+    return path
+
+
+def test_planted_box_comes_back_in_image_pixels(tmp_path):
+    # stride 16 cell (1, 2): centre (24, 40) in input pixels, box +-1.5 strides = 48 px wide
+    path = write_model(tmp_path / "m.onnx", planted_head([(16, 1, 2, 1, 1.5)]))
+    det = Detector(path)
+    assert det.info.classes == CLASSES
+    image = np.full((128, 128), 255, np.uint8)  # grey scan, letterboxed at scale 0.5
+    found = det.detect(image, thresholds=0.5)
+    assert found.class_id.tolist() == [1]
+    np.testing.assert_allclose(found.xyxy[0], [0, 32, 96, 128], atol=1e-3)
+    colour16 = np.full((128, 128, 3), 65535, np.uint16)
+    np.testing.assert_allclose(det.detect(colour16, 0.5).xyxy, found.xyxy)
+
+
+def test_long_parcel_is_tiled_and_boxes_land_in_each_tile(tmp_path):
+    path = write_model(tmp_path / "m.onnx", planted_head([(8, 3, 3, 0, 1.0)]))
+    det = Detector(path)
+    parcel = np.full((64, 300), 255, np.uint8)  # height fills the input: scale 1, 6 tiles
+    batch = prepare(parcel, SIZE, (0, 0, 0), (255, 255, 255))
+    starts = tile_starts(300, 64)
+    assert batch.tensor.shape == (len(starts), 3, 64, 64)
+    found = det.detect(parcel, 0.5)
+    # The same planted box in every tile: one detection per tile offset (they do not overlap
+    # enough to merge), each 16 px wide around x = start + 28.
+    centres = np.sort((found.xyxy[:, 0] + found.xyxy[:, 2]) / 2)
+    np.testing.assert_allclose(centres, np.sort(starts + 28.0), atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: p, "not found"),  # no file at all
+        (lambda p: p.write_bytes(b"\x00garbage") and p, "cannot load"),  # corrupt
+        (lambda p: write_model(p, planted_head([]), {"strides": None}), "lacks metadata"),
+        (lambda p: write_model(p, planted_head([]), {"input_size": "[60, 64]"}), "multiples"),
+    ],
+)
+def test_unusable_models_get_clear_errors(tmp_path, setup, message):
+    path = setup(tmp_path / "bad.onnx")
+    with pytest.raises(ModelError, match=message):
+        Detector(path)
+
+
+def test_wrong_output_shape_is_reported(tmp_path):
+    path = write_model(tmp_path / "m.onnx", planted_head([]), cells=50)
+    with pytest.raises(ModelError, match="output shape"):
+        Detector(path)
+
+
+def test_bad_images_are_refused(tmp_path):
+    det = Detector(write_model(tmp_path / "m.onnx", planted_head([])))
+    with pytest.raises(ValueError, match="non-empty"):
+        det.detect(np.zeros((0, 10), np.uint8))
+    with pytest.raises(ValueError, match="8- or 16-bit"):
+        det.detect(np.zeros((10, 10), np.float32))
