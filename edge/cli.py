@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from edge.config import ConfigError, EdgeConfig, dump_config, load_config
 
 
@@ -55,9 +57,18 @@ def cmd_bench(args) -> int:
             for key, value in result.items():
                 print(f"{key:<{width}}  {value}")
         return 0
-    from edge.detect.bench import bench_nms
+    from edge.detect.bench import bench_nms, bench_stages
 
     result = bench_nms()
+    if args.model:
+        import cv2
+
+        image = cv2.imread(str(args.image), cv2.IMREAD_UNCHANGED) if args.image else \
+            np.full((768, 1200, 3), 255, np.uint8)
+        if image is None:
+            print(f"edge: cannot read image {args.image}", file=sys.stderr)
+            return 2
+        result["stages"] = bench_stages(args.model, image)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -68,6 +79,8 @@ def cmd_bench(args) -> int:
     print("  ".join(f"{c:>18}" for c in columns))
     for row in rows:
         print("  ".join(f"{row[c]!s:>18}" for c in columns))
+    if "stages" in result:
+        print("per parcel:", json.dumps(result["stages"]))
     return 0
 
 
@@ -107,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["sim", "post"])
     p.add_argument("--parcels", type=int, default=20)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--model", type=Path, default=None, help="post: also time pre, session run "
+                   "and post of this ONNX model on one parcel")
+    p.add_argument("--image", type=Path, default=None, help="post: the parcel image to use")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("config", help="print the effective config")

@@ -133,6 +133,19 @@ class RenderConfig(Section):
                                             "single-energy grey.")
 
 
+class DetectorConfig(Section):
+    """The ONNX detector and its runtime."""
+
+    model: Path | None = Field(None, description="ONNX model file; none: no detection yet.")
+    providers: tuple[str, ...] = Field(("CPUExecutionProvider",), description="onnxruntime "
+                                       "execution providers in order of preference (CUDA, "
+                                       "TensorRT, OpenVINO when installed); CPU always last.")
+    threads: int = Field(2, ge=1, le=64, description="Threads inside one inference.")
+    score_threshold: float = Field(0.25, ge=0, le=1, description="Default per-class score "
+                                   "threshold, before calibration tables.")
+    iou_threshold: float = Field(0.5, ge=0, le=1, description="IoU above which NMS suppresses.")
+
+
 class EdgeConfig(BaseSettings):
     """The root of the settings tree."""
 
@@ -143,6 +156,7 @@ class EdgeConfig(BaseSettings):
     camera: CameraConfig = Field(default_factory=SimCameraConfig)
     segment: SegmentConfig = Field(default_factory=SegmentConfig)
     render: RenderConfig = Field(default_factory=RenderConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
     calibration_dir: Path = Field(Path("calibration"), description="Scanner calibration tables.")
 
     @classmethod

@@ -110,3 +110,12 @@ def test_bad_images_are_refused(tmp_path):
         det.detect(np.zeros((0, 10), np.uint8))
     with pytest.raises(ValueError, match="8- or 16-bit"):
         det.detect(np.zeros((10, 10), np.float32))
+
+
+def test_stage_benchmark_times_each_stage_on_one_input(tmp_path):
+    from edge.detect.bench import bench_stages
+
+    path = write_model(tmp_path / "m.onnx", planted_head([(8, 3, 3, 0, 1.0)]))
+    figures = bench_stages(path, np.full((96, 400, 3), 255, np.uint8), repeats=2)
+    assert figures["tiles"] >= 2
+    assert figures["pre_ms"] > 0 and figures["session_run_ms"] > 0 and figures["post_ms"] > 0

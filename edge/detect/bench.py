@@ -98,3 +98,36 @@ def bench_nms(iou: float = 0.5, seed: int = 0, repeats: int = 7,
                     row[f"speedup_vs_{name}"] = round(row[f"{name}_ms"] / row["edge_ms"], 2)
             rows.append(row)
     return {"iou_threshold": iou, "peers": list(peers), "rows": rows}
+
+
+def bench_stages(model_path, image: np.ndarray, repeats: int = 10) -> dict:
+    """Pre-processing, the bare session run and post-processing of one parcel image, each
+    timed on the same input in one run (median ms)."""
+    from edge.detect.model import Detector
+    from edge.detect.post import decode, merge_tiles, select, to_parcel
+    from edge.detect.pre import prepare
+
+    det = Detector(model_path)
+    info = det.info
+
+    def pre():
+        return prepare(image, info.input_size, info.mean, info.std, info.channel_order)
+
+    batch = pre()
+    raw = det.raw(batch.tensor)
+
+    def post():
+        parts = []
+        for tile, offset in zip(raw, batch.offsets, strict=True):
+            boxes, scores = decode(tile, info.input_size, info.strides)
+            parts.append(to_parcel(select(boxes, scores, 0.25), -offset, batch.scale,
+                                   batch.image_shape))
+        return merge_tiles(parts, 0.5)
+
+    pre_ms = _median_ms(pre, (), repeats)
+    run_ms = _median_ms(lambda: det.raw(batch.tensor), (), repeats)
+    post_ms = _median_ms(post, (), repeats)
+    return {"model": str(model_path), "image": list(image.shape), "tiles": len(batch.offsets),
+            "pre_ms": round(pre_ms, 3), "session_run_ms": round(run_ms, 3),
+            "post_ms": round(post_ms, 3),
+            "pre_post_share_of_run": round((pre_ms + post_ms) / run_ms, 4)}
