@@ -19,6 +19,7 @@ from edge.imaging.barcode import read_label
 from edge.imaging.correct import FlatField, correct
 from edge.imaging.segment import Segment, Segmenter
 from edge.scanner.camera import open_camera
+from edge.scanner.phantoms import THREAT_CLASSES
 from edge.scanner.sim import SimScanner
 from edge.types import Detections, Parcel, Photo
 
@@ -95,7 +96,7 @@ def to_parcel(seg: Segment, seq: int, scanner: SimScanner, matcher: PhotoMatcher
     boxes = [t.boxes for t in truths]
     labels = [lab for t in truths for lab in t.labels]
     truth = Detections(np.concatenate(boxes) if boxes else np.zeros((0, 4)),
-                       np.ones(len(labels)), np.zeros(len(labels)))
+                       np.ones(len(labels)), [THREAT_CLASSES.index(lab) for lab in labels])
     return Parcel(label or f"UNREAD{seq:06d}", seq, seg.hi, seg.lo, seg.encoder, seg.t,
                   photo=photo, truth=truth, truth_labels=labels)
 

@@ -120,17 +120,6 @@ def overlapping_pairs(xyxy: np.ndarray, iou_threshold: float) -> tuple[np.ndarra
     return np.minimum(a, b), np.maximum(a, b)
 
 
-def box_iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of box pairs a[i], b[i] ([K, 4] each); 0 where the union is empty."""
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a + area_b - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 def pairs_between(a_box: np.ndarray, b_box: np.ndarray, iou_threshold: float
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (i, j) of a_box[i], b_box[j] ([K, 4] each) with IoU above the threshold: b is
