@@ -1,5 +1,6 @@
-"""NMS benchmark: our vectorised batched NMS against OpenCV's (and torchvision's when installed),
-timed in one run on the same candidate sets. Prints figures; asserts nothing."""
+"""NMS benchmark: our vectorised batched NMS against OpenCV's, timed in one run on the same
+candidate sets. Prints figures; asserts nothing. (torchvision joins the race in
+``scripts/bench_nms_torchvision.py``: the runtime never imports torch.)"""
 
 from __future__ import annotations
 
@@ -49,22 +50,6 @@ def _opencv(xyxy, scores, classes, iou):
     return np.asarray(kept, np.int64).ravel()
 
 
-def _torchvision() -> Callable | None:
-    try:
-        import torch  # noqa: F401  (optional peer: only when installed)
-        from torchvision.ops import batched_nms as tv_nms
-    except Exception:  # noqa: BLE001 - any import failure means "not available"
-        return None
-
-    import torch
-
-    def run(xyxy, scores, classes, iou):
-        return tv_nms(torch.from_numpy(xyxy), torch.from_numpy(scores),
-                      torch.from_numpy(classes), iou).numpy()
-
-    return run
-
-
 def _median_ms(fn: Callable, args, repeats: int) -> float:
     fn(*args)  # warm-up
     times = []
@@ -76,11 +61,8 @@ def _median_ms(fn: Callable, args, repeats: int) -> float:
 
 
 def bench_nms(iou: float = 0.5, seed: int = 0, repeats: int = 7,
-              sizes: tuple[int, ...] = SIZES) -> dict:
-    peers = {"edge": batched_nms, "opencv": _opencv}
-    tv = _torchvision()
-    if tv is not None:
-        peers["torchvision"] = tv
+              sizes: tuple[int, ...] = SIZES, extra_peers: dict | None = None) -> dict:
+    peers = {"edge": batched_nms, "opencv": _opencv, **(extra_peers or {})}
     rows = []
     for kind, make in (("random", random_set), ("realistic", realistic_set)):
         for n in sizes:
