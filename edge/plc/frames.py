@@ -127,18 +127,44 @@ class Decoder:
                 continue
             total = HEADER + length + TRAILER
             if len(self.buffer) < total:
-                return frames
-            body = bytes(self.buffer[1:HEADER + length])
-            (crc,) = struct.unpack(">H", self.buffer[HEADER + length:total])
-            if crc != crc16(body):
+                # Incomplete, or a noise byte that looked like STX: if a whole good frame
+                # already waits behind it, the candidate was noise. Never hold a good frame
+                # hostage to bytes that may not come.
+                later = self._next_good_frame()
+                if later is None:
+                    return frames
+                self.skipped += later
+                del self.buffer[:later]
+                continue
+            if not self._good_at(0):
                 self.bad_crc += 1
                 self._drop_one()
                 continue
+            body = bytes(self.buffer[1:HEADER + length])
             del self.buffer[:total]
             try:
                 frames.append(Frame(body[1], Kind(body[2]), body[3:]))
             except ValueError:
                 self.unknown += 1
+
+    def _good_at(self, start: int) -> bool:
+        """A complete frame with a valid CRC starts at ``start`` of the buffer."""
+        if len(self.buffer) < start + HEADER + TRAILER or self.buffer[start] != STX:
+            return False
+        length = self.buffer[start + 1]
+        end = start + HEADER + length + TRAILER
+        if length > MAX_PAYLOAD or len(self.buffer) < end:
+            return False
+        (crc,) = struct.unpack(">H", self.buffer[end - TRAILER:end])
+        return crc == crc16(bytes(self.buffer[start + 1:end - TRAILER]))
+
+    def _next_good_frame(self) -> int | None:
+        start = self.buffer.find(STX, 1)
+        while start >= 0:
+            if self._good_at(start):
+                return start
+            start = self.buffer.find(STX, start + 1)
+        return None
 
     def _drop_one(self) -> None:
         self.skipped += 1
