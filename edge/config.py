@@ -98,6 +98,17 @@ class SimCameraConfig(Section):
     width: int = Field(1920, ge=160, le=8192, description="Photo width, px.")
     height: int = Field(1080, ge=120, le=8192, description="Photo height, px.")
     field_mm: float = Field(1100.0, gt=0, description="Belt length the photo's width spans, mm.")
+    code: Literal["qr", "code128"] = Field("qr", description="Symbology of the parcel ID on "
+                                           "the labels: QR code or Code 128 barcode.")
+    qr_module_mm: float = Field(2.0, ge=0.5, le=10, description="QR module size on the "
+                                "label, mm; about 2 photo px per module or more reads well.")
+    bar_module_mm: float = Field(1.0, ge=0.2, le=5, description="Code 128 narrow bar width on "
+                                 "the label, mm; about 1.5 photo px per module or more reads.")
+    blur_px: float = Field(0.8, ge=0, le=5, description="Largest defocus blur, sigma px; each "
+                           "photo draws one between a third of this and this.")
+    noise: float = Field(3.0, ge=0, le=40, description="Sensor noise, grey levels rms.")
+    jpeg_quality: int = Field(75, ge=10, le=100, description="Lowest JPEG quality; each photo "
+                              "draws one between this and 95.")
 
 
 class CaptureCameraConfig(Section):

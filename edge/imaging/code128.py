@@ -33,6 +33,8 @@ QUIET_MODULES = 10  # the standard's minimum quiet zone each side
 
 _SIX = np.array([w[:6] for w in WIDTHS], np.float32)  # [107, 6] modules
 _EDGE_SPANS = _SIX[:, :4] + _SIX[:, 1:5]  # [107, 4] edge-to-similar-edge distances, modules
+# Quiet zone, start, one character, check and stop: the fewest runs a scan of a code can hold.
+MIN_RUNS = 1 + 3 * 6 + 7
 MAX_SPAN_ERROR = 0.6  # modules; an edge-to-similar-edge distance further off is not that symbol
 
 
@@ -86,6 +88,8 @@ def decode_runs(runs: np.ndarray) -> str | None:
     before the first bar; it may be 0 where the scan starts on a bar).
     """
     runs = np.asarray(runs, np.float64)
+    if runs.size < MIN_RUNS:
+        return None
     value, error, width = match_symbols(runs)
     good = error < MAX_SPAN_ERROR
     starts = good[1::2] & np.isin(value[1::2], (START_A, START_B, START_C))
