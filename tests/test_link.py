@@ -123,3 +123,30 @@ def test_bad_parcel_id_refused_in_the_callers_thread():
             link.divert("x" * 40, encoder=1)
     finally:
         peer.close()
+
+
+def test_port_vanishes_and_comes_back_without_losing_queued_commands(tmp_path):
+    # The link opens a stable device name (as udev gives a USB adapter); unplugging removes
+    # it and closes the line, plugging back in gives a new pseudo-terminal under that name.
+    device = tmp_path / "ttyPLC"
+    first = Peer()
+    device.symlink_to(first.path)
+    link = PlcLink(str(device), ack_timeout_s=0.05, max_attempts=200).start()
+    try:
+        link.divert("EDG000000001", encoder=10)
+        assert wait_for(lambda: link.unacked == 0)
+        device.unlink()
+        first.close()  # unplugged
+        for n in range(2, 5):  # queued while the port is gone
+            link.divert(f"EDG00000000{n}", encoder=10 * n)
+        time.sleep(0.3)
+        second = Peer()
+        device.symlink_to(second.path)  # plugged back in
+        try:
+            assert wait_for(lambda: link.unacked == 0, timeout=5)
+            assert sorted(second.applied) == ["EDG000000002", "EDG000000003", "EDG000000004"]
+            assert link.stats.reconnects >= 1 and link.stats.lost == []
+        finally:
+            second.close()
+    finally:
+        link.stop()

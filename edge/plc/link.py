@@ -53,6 +53,7 @@ class PlcLink:
         self._seq = 0
         self._pending: dict[int, Pending] = {}
         self._lock = threading.Lock()
+        self._reopen_lock = threading.Lock()  # reader and sender may both find the port gone
         self._stop = threading.Event()
         self._port: serial.SerialBase | None = None
         self._decoder = frames.Decoder()
@@ -107,32 +108,35 @@ class PlcLink:
         self._port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0.02)
 
     def _write(self, data: bytes) -> None:
+        port = self._port
         try:
-            self._port.write(data)
+            port.write(data)
         except (serial.SerialException, OSError):
-            self._reconnect()
+            self._reconnect(port)
 
-    def _reconnect(self) -> None:
-        if self._stop.is_set():
-            return
-        try:
-            self._port.close()
-        except (serial.SerialException, OSError):
-            pass
-        while not self._stop.is_set():
+    def _reconnect(self, broken: serial.SerialBase) -> None:
+        with self._reopen_lock:
+            if self._stop.is_set() or self._port is not broken:
+                return  # the other thread has reopened it meanwhile
             try:
-                self._open()
-                self.stats.reconnects += 1
-                return
+                broken.close()
             except (serial.SerialException, OSError):
-                time.sleep(0.05)
+                pass
+            while not self._stop.is_set():
+                try:
+                    self._open()
+                    self.stats.reconnects += 1
+                    return
+                except (serial.SerialException, OSError):
+                    time.sleep(0.05)
 
     def _read_loop(self) -> None:
         while not self._stop.is_set():
+            port = self._port
             try:
-                data = self._port.read(256)
+                data = port.read(256)
             except (serial.SerialException, OSError, TypeError):
-                self._reconnect()
+                self._reconnect(port)
                 continue
             for frame in self._decoder.feed(data):
                 self._last_heard = time.monotonic()
