@@ -127,8 +127,12 @@ CameraConfig = Annotated[
 class SegmentConfig(Section):
     """Cutting the corrected line stream into parcels."""
 
-    threshold: float = Field(0.08, gt=0, description="Line is occupied when its 99th-percentile "
-                             "high-energy log-attenuation exceeds this.")
+    threshold: float = Field(0.08, gt=0, description="Line is occupied when at least "
+                             "min_pixels of its pixels exceed this high-energy "
+                             "log-attenuation.")
+    min_pixels: int = Field(4, ge=1, le=256, description="Pixels above threshold that make a "
+                            "line occupied (the line's k-th highest pixel decides): fewer are "
+                            "hot pixels; the two side walls of an empty box give 6 or more.")
     min_gap_mm: float = Field(40.0, ge=0, description="Shorter empty runs do not end a parcel.")
     min_length_mm: float = Field(60.0, ge=0, description="Shorter objects are ignored.")
     max_length_mm: float = Field(1600.0, gt=0, description="Longer runs are split.")

@@ -1,13 +1,21 @@
 """Cut the corrected line stream into parcels.
 
-A line is *occupied* when enough of its pixels attenuate above the empty-belt level. Runs of
-occupied lines, with gaps shorter than ``min_gap`` bridged, are parcels; runs shorter than
-``min_length`` are specks and dropped; runs longer than ``max_length`` are cut into pieces so
-memory stays bounded. Touching parcels leave no empty line between them; they are split where
-the parcel's extent across the tunnel jumps from one line to the next (two boxes side by side
-rarely share both their top and bottom edges to the millimetre), and only where both pieces are
-long enough to be parcels. Every decision is vectorised over lines; the Python loop runs over
-runs (a few per parcel).
+Input: corrected blocks, float32 ``[rows, n_pixels]`` log-attenuation with t (s) and encoder
+counts per line. Output: ``Segment`` in parcel image layout ``[H = n_pixels, W = lines]``.
+
+Each line gets three numbers when it arrives, vectorised over the block: *occupied* (at least
+``min_pixels`` pixels above the threshold: its k-th highest pixel decides, so a few hot pixels
+never make a parcel, while the two side walls of an empty box still do) and the *top* and
+*bottom* of its extent across the tunnel (first / last pixel where EDGE_PIXELS pixels above the
+threshold have accumulated from that side). Everything after works on those 1D profiles:
+
+- runs of occupied lines, with gaps shorter than ``min_gap`` bridged, are parcels; runs shorter
+  than ``min_length`` are specks and dropped; ``margin`` lines of belt are kept on each side;
+- a run is emitted once ``max(min_gap, margin)`` empty lines follow it (or at ``flush``); a run
+  reaching ``max_length`` is emitted in pieces as it grows, so memory stays bounded;
+- touching parcels are split inside a run (``edge.imaging.touch``), without margins at the cut.
+
+Lines are never lost: pieces of one run tile it exactly. The Python loops run over runs.
 """
 
 from __future__ import annotations
@@ -17,14 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.config import SegmentConfig
+from edge.imaging.touch import runs, touch_cuts
 
-MIN_PIXELS = 8  # occupied pixels for an occupied line: a few hot pixels are not a parcel
+EDGE_PIXELS = 3  # pixels above threshold that make an edge: one or two hot pixels do not
 
 
 @dataclass
 class Segment:
-    """One parcel's lines. hi, lo: float32 [H = n_pixels, W = lines] (belt left to right);
-    t, encoder: [W]; start_line: stream index of the first line."""
+    """One parcel's lines. hi, lo: float32 ``[H = n_pixels, W = lines]`` log-attenuation (the
+    belt runs left to right); t: float64 ``[W]`` seconds; encoder: int64 ``[W]`` counts;
+    start_line: stream index of the first line (column 0)."""
 
     hi: np.ndarray
     lo: np.ndarray
@@ -32,20 +42,31 @@ class Segment:
     encoder: np.ndarray
     start_line: int
 
+    @property
+    def stop_line(self) -> int:
+        """Stream index one past the last line."""
+        return self.start_line + self.hi.shape[1]
 
-def occupied(att_hi: np.ndarray, threshold: float) -> np.ndarray:
-    """bool [rows]: lines [rows, n_pixels] with at least MIN_PIXELS pixels above threshold."""
-    return np.count_nonzero(att_hi > threshold, axis=1) >= MIN_PIXELS
 
-
-def runs(mask: np.ndarray) -> np.ndarray:
-    """[k, 2] (start, stop) of the runs of True in a 1D bool array."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return np.stack([np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]], axis=1)
+def line_profiles(att_hi: np.ndarray, threshold: float, min_pixels: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(occupied bool, top float32, bottom float32), each ``[rows]``, of lines
+    ``[rows, n_pixels]``. An empty line has top = bottom = the middle of the column."""
+    above = att_hi > threshold
+    n = above.shape[1]
+    from_top = np.cumsum(above, axis=1, dtype=np.int32)
+    count = from_top[:, -1]
+    has_edge = count >= EDGE_PIXELS
+    top = np.argmax(from_top >= EDGE_PIXELS, axis=1).astype(np.float32)
+    # Bottom: the last pixel with EDGE_PIXELS or more above threshold at or below it.
+    from_bottom = count[:, None] - from_top + above
+    bottom = (n - np.argmax(from_bottom[:, ::-1] >= EDGE_PIXELS, axis=1)).astype(np.float32)
+    top[~has_edge] = bottom[~has_edge] = n / 2
+    return count >= min_pixels, top, bottom
 
 
 def bridge(spans: np.ndarray, min_gap: int) -> np.ndarray:
-    """Merge runs separated by fewer than ``min_gap`` empty lines."""
+    """Merge runs ``[k, 2]`` separated by fewer than ``min_gap`` empty lines."""
     if len(spans) < 2:
         return spans
     keep_break = (spans[1:, 0] - spans[:-1, 1]) >= min_gap
@@ -54,135 +75,146 @@ def bridge(spans: np.ndarray, min_gap: int) -> np.ndarray:
     return np.stack([starts, stops], axis=1)
 
 
-def edges(att_hi: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Top and bottom edge (pixel rows) of the occupied part of each line, float32 [rows];
-    an empty line has top = bottom = the column's middle (zero extent). Edges need two
-    neighbouring pixels above threshold, so a lone hot pixel is no edge."""
-    single = att_hi > threshold
-    above = np.zeros_like(single)
-    above[:, :-1] = single[:, :-1] & single[:, 1:]
-    n_pixels = above.shape[1]
-    empty = ~above.any(axis=1)
-    top = above.argmax(axis=1).astype(np.float32)
-    bottom = (n_pixels - above[:, ::-1].argmax(axis=1)).astype(np.float32)
-    top[empty] = bottom[empty] = n_pixels / 2
-    return top, bottom
-
-
-def touch_cuts(att_hi: np.ndarray, threshold: float, jump_px: int, min_len: int) -> list[int]:
-    """Lines (relative to the run) where touching parcels meet. Two signs, either suffices:
-    - a neck: the occupied extent across the tunnel drops below a third of its typical value
-      on both sides (the corners of two yawed boxes, a sliver of belt between two bags);
-    - a step: the top or bottom edge is steady, jumps by more than ``jump_px``, and is steady
-      again (boxes of different sizes butted square).
-    Rounded bag ends change steadily and sit at the run's ends; zips and handles are brief."""
-    n = att_hi.shape[0]
-    w, g = max(min_len // 2, 3), 3  # steady windows of w lines, g lines away from the cut
-    if n < 2 * max(min_len, w + g) + 1:
-        return []
-    top, bottom = edges(att_hi, threshold)
-    windows = np.lib.stride_tricks.sliding_window_view
-    cut = np.arange(w + g, n - w - g + 1)
-    score = np.zeros(len(cut), np.float32)
-    for edge in (top, bottom):  # steps
-        win = windows(edge, w)
-        before, after = win[cut - g - w], win[cut + g]
-        steady = (np.ptp(before, axis=1) <= jump_px / 3) & (np.ptp(after, axis=1) <= jump_px / 3)
-        jump = np.abs(np.median(after, axis=1) - np.median(before, axis=1))
-        score = np.maximum(score, np.where(steady & (jump > jump_px), 1 + jump, 0))
-    extent = bottom - top  # necks
-    typical = np.median(windows(extent, w), axis=1)
-    side = np.minimum(typical[cut - g - w], typical[cut + g])
-    neck = windows(np.pad(extent, g, mode="edge"), 2 * g + 1).min(axis=1)[cut]
-    score = np.maximum(score, np.where(neck < side / 3, 1 + side - neck, 0))
-    cuts: list[int] = []
-    for i in np.argsort(-score):
-        if score[i] <= 0:
-            break
-        line = int(cut[i])
-        if min_len <= line <= n - min_len and all(abs(line - c) >= min_len for c in cuts):
-            cuts.append(line)
-    return sorted(cuts)
-
-
 class Segmenter:
-    """Streaming segmentation: ``feed`` corrected blocks, get the parcels they complete."""
+    """Streaming segmentation: ``feed`` corrected blocks, get the parcels they complete;
+    ``flush`` at the end of the stream for the last one.
+
+    Lengths come from ``config`` in mm and turn into lines at ``pitch_mm`` per line. Holds at
+    most about max_length + margin + min_gap lines plus one block."""
 
     def __init__(self, config: SegmentConfig, pitch_mm: float):
+        if not pitch_mm > 0:
+            raise ValueError(f"pitch_mm must be > 0, got {pitch_mm}")
         self.config = config
-        mm = 1.0 / pitch_mm
-        self.min_gap = max(1, round(config.min_gap_mm * mm))
-        self.min_length = max(1, round(config.min_length_mm * mm))
-        self.max_length = max(self.min_length + 1, round(config.max_length_mm * mm))
-        self.margin = round(config.margin_mm * mm)
-        self.jump_px = round(config.touch_jump_mm * mm)
-        self._hi: list[np.ndarray] = []
-        self._lo: list[np.ndarray] = []
-        self._t: list[np.ndarray] = []
-        self._enc: list[np.ndarray] = []
-        self._occ: list[np.ndarray] = []
-        self._first = 0  # stream index of the buffer's first line
-        self._lines = 0  # stream lines seen
+        per_mm = 1.0 / pitch_mm  # lines per mm of belt, and pixels per mm across it
+        self.min_gap = max(1, round(config.min_gap_mm * per_mm))
+        self.min_length = max(1, round(config.min_length_mm * per_mm))
+        self.max_length = max(self.min_length, round(config.max_length_mm * per_mm))
+        self.margin = round(config.margin_mm * per_mm)
+        self.jump_px = config.touch_jump_mm * per_mm
+        self._n_pixels: int | None = None
+        self._blocks: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._occ = np.zeros(0, bool)
+        self._top = self._bottom = np.zeros(0, np.float32)
+        self._first = 0  # stream index of buffer line 0
+        self._lines = 0  # stream lines fed
+        self._cont = False  # buffer line 0 continues a parcel already partly emitted
 
-    def feed(self, att_hi, att_lo, t, encoder) -> list[Segment]:
-        """Add one corrected block ([rows, n_pixels], t and encoder [rows])."""
-        if att_hi.shape != att_lo.shape or att_hi.ndim != 2:
-            raise ValueError(f"att_hi and att_lo must be 2D of one shape, got {att_hi.shape} "
-                             f"and {att_lo.shape}")
-        if len(t) != len(att_hi) or len(encoder) != len(att_hi):
-            raise ValueError(f"t and encoder need {len(att_hi)} entries, got {len(t)} and "
-                             f"{len(encoder)}")
-        self._hi.append(att_hi)
-        self._lo.append(att_lo)
-        self._t.append(np.asarray(t))
-        self._enc.append(np.asarray(encoder))
-        self._occ.append(occupied(att_hi, self.config.threshold))
+    @property
+    def buffered(self) -> int:
+        """Lines held back, waiting for their parcel (or its trailing margin) to end."""
+        return len(self._occ)
+
+    def feed(self, att_hi: np.ndarray, att_lo: np.ndarray, t: np.ndarray,
+             encoder: np.ndarray) -> list[Segment]:
+        """Add one corrected block (``[rows, n_pixels]``, t and encoder ``[rows]``); returns
+        the segments it completes, in stream order."""
+        att_hi, att_lo = np.asarray(att_hi, np.float32), np.asarray(att_lo, np.float32)
+        t, encoder = np.asarray(t, np.float64), np.asarray(encoder, np.int64)
+        self._check(att_hi, att_lo, t, encoder)
+        occ, top, bottom = line_profiles(att_hi, self.config.threshold, self.config.min_pixels)
+        # Copies: the caller may reuse its arrays for the next block.
+        self._blocks.append((self._lines, att_hi.copy(), att_lo.copy(), t.copy(), encoder.copy()))
+        self._occ = np.concatenate([self._occ, occ])
+        self._top = np.concatenate([self._top, top])
+        self._bottom = np.concatenate([self._bottom, bottom])
         self._lines += len(att_hi)
         return self._emit(final=False)
 
     def flush(self) -> list[Segment]:
-        """End of stream: emit whatever parcel is still open."""
-        return self._emit(final=True)
-
-    def _emit(self, final: bool) -> list[Segment]:
-        if not self._occ:
-            return []
-        hi, lo = np.concatenate(self._hi), np.concatenate(self._lo)
-        t, enc, occ = np.concatenate(self._t), np.concatenate(self._enc), np.concatenate(self._occ)
-        n = len(occ)
-        out: list[Segment] = []
-        keep_from = max(n - self.margin - self.min_gap, 0)  # older lines: no future run needs
-        for start, stop in bridge(runs(occ), self.min_gap):
-            start, stop = int(start), int(stop)
-            closed = final or n - stop >= self.min_gap
-            # Over-long runs leave in pieces of max_length, whether closed or still growing.
-            while stop - start > self.max_length:
-                out += self._pieces(hi, lo, t, enc, start, start + self.max_length)
-                occ[start:start + self.max_length] = False
-                start += self.max_length
-            if not closed:
-                keep_from = min(keep_from, max(start - self.margin, 0))
-                break
-            if stop - start >= self.min_length:
-                out += self._pieces(hi, lo, t, enc, start, stop)
-            occ[start:stop] = False  # emitted or dropped: never again
-        keep = slice(keep_from, n)
-        self._hi, self._lo, self._t, self._enc = [hi[keep]], [lo[keep]], [t[keep]], [enc[keep]]
-        self._occ = [occ[keep]]
-        self._first += keep_from
+        """End of stream: emit every parcel still open (its trailing margin as far as it got)."""
+        out = self._emit(final=True)
+        self._cont = False
         return out
 
-    def _pieces(self, hi, lo, t, enc, start: int, stop: int) -> list[Segment]:
-        cuts = touch_cuts(hi[start:stop], self.config.threshold, self.jump_px,
-                            self.min_length)
-        bounds = [start, *(start + c for c in cuts), stop]
-        segments = []
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            # Margins of empty belt, but never into a touching neighbour.
-            lo_edge = a - self.margin if a == start else a
-            hi_edge = b + self.margin if b == stop else b
-            span = slice(max(lo_edge, 0), min(hi_edge, len(t)))
-            segments.append(Segment(np.ascontiguousarray(hi[span].T),
-                                    np.ascontiguousarray(lo[span].T), t[span].copy(),
-                                    enc[span].copy(), self._first + span.start))
-        return segments
+    def _check(self, att_hi, att_lo, t, encoder) -> None:
+        if att_hi.shape != att_lo.shape or att_hi.ndim != 2:
+            raise ValueError(f"att_hi and att_lo must be 2D [rows, n_pixels] of one shape, got "
+                             f"shapes {att_hi.shape} and {att_lo.shape}")
+        rows = att_hi.shape[0]
+        if t.shape != (rows,) or encoder.shape != (rows,):
+            raise ValueError(f"t and encoder need {rows} entries (one per line), got shapes "
+                             f"{t.shape} and {encoder.shape}")
+        if self._n_pixels not in (None, att_hi.shape[1]):
+            raise ValueError(f"block has {att_hi.shape[1]} pixels per line, the stream so far "
+                             f"{self._n_pixels}")
+        self._n_pixels = att_hi.shape[1]
+
+    def _spans(self) -> tuple[np.ndarray, bool]:
+        """Bridged runs of the buffer, and whether the first continues an emitted piece. A
+        continued parcel counts as occupied just before line 0, so it bridges into the buffer."""
+        occ = np.concatenate([[True], self._occ]) if self._cont else self._occ
+        spans = bridge(runs(occ), self.min_gap) - (1 if self._cont else 0)
+        if self._cont:
+            spans[0, 0] = 0
+        return spans, self._cont
+
+    def _emit(self, final: bool) -> list[Segment]:
+        n = len(self._occ)
+        spans, cont = self._spans()
+        out: list[Segment] = []
+        keep_from, self._cont = max(n - self.margin, 0), False
+        for i, (start, stop) in enumerate(spans.tolist()):
+            continued = cont and i == 0
+            lead = start if continued else max(start - self.margin, spans[i - 1, 1] if i else 0)
+            if not (final or n - stop >= max(self.min_gap, self.margin)):
+                rest = self._emit_open(start, stop, lead, out)
+                keep_from, self._cont = (rest, True) if rest > start else (lead, continued)
+                break
+            if stop - start >= self.min_length or (continued and stop > start):
+                trail = min(stop + self.margin, spans[i + 1, 0] if i + 1 < len(spans) else n)
+                out += self._pieces(self._bounds(start, stop), lead, trail)
+        self._drop(keep_from)
+        return out
+
+    def _emit_open(self, start: int, stop: int, lead: int, out: list[Segment]) -> int:
+        """Emit the leading pieces of a run still growing once it exceeds max_length; returns
+        where the rest of the run now starts."""
+        while stop - start > self.max_length:
+            cuts = [c for c in self._bounds(start, stop)[1:-1] if c - start <= self.max_length]
+            end = cuts[-1] if cuts else start + self.max_length
+            bounds = [start, *cuts] if cuts else [start, end]
+            out += self._pieces(bounds, lead, end)
+            start = lead = end
+        return start
+
+    def _bounds(self, start: int, stop: int) -> list[int]:
+        """Piece borders of run [start, stop): touch cuts, then max_length chunks."""
+        cuts = touch_cuts(self._top[start:stop], self._bottom[start:stop], self.jump_px,
+                          self.min_length)
+        bounds = [start]
+        for end in [*(start + c for c in cuts), stop]:
+            bounds += list(range(bounds[-1] + self.max_length, end, self.max_length)) + [end]
+        return bounds
+
+    def _pieces(self, bounds: list[int], lead: int, trail: int) -> list[Segment]:
+        """Segments between consecutive ``bounds``, the first widened to ``lead``, the last to
+        ``trail`` (margins); pieces meeting at a cut get no margin into each other."""
+        edges = [lead, *bounds[1:-1], trail]
+        return [self._segment(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+    def _segment(self, a: int, b: int) -> Segment:
+        """Buffer lines [a, b) as a Segment in parcel layout."""
+        first, last = self._first + a, self._first + b
+        hi = lo = None
+        t, enc = np.empty(b - a, np.float64), np.empty(b - a, np.int64)
+        for start, bh, bl, bt, be in self._blocks:
+            s0, s1 = max(first, start), min(last, start + len(bt))
+            if s0 >= s1:
+                continue
+            if hi is None:
+                hi = np.empty((bh.shape[1], b - a), np.float32)
+                lo = np.empty_like(hi)
+            src, dst = slice(s0 - start, s1 - start), slice(s0 - first, s1 - first)
+            hi[:, dst], lo[:, dst] = bh[src].T, bl[src].T
+            t[dst], enc[dst] = bt[src], be[src]
+        return Segment(hi, lo, t, enc, first)
+
+    def _drop(self, keep_from: int) -> None:
+        """Forget buffer lines before ``keep_from``."""
+        if keep_from <= 0:
+            return
+        self._first += keep_from
+        self._occ, self._top = self._occ[keep_from:], self._top[keep_from:]
+        self._bottom = self._bottom[keep_from:]
+        self._blocks = [b for b in self._blocks if b[0] + len(b[3]) > self._first]
