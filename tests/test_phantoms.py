@@ -8,11 +8,12 @@ from edge.scanner.materials import material
 from edge.scanner.solids import project, random_rotation
 
 # Largest dimension (mm) and mass (g) each threat class spans in real life.
-SIZE_MM = {"gun": (130, 420), "gun_part": (40, 520), "ammunition": (20, 200),
-           "knife": (120, 420), "blade": (30, 130), "shuriken": (50, 130),
+# Blades include box cutters and scalpels on their handles; a closed folding knife is short.
+SIZE_MM = {"gun": (130, 420), "gun_part": (40, 520), "ammunition": (20, 250),
+           "knife": (80, 420), "blade": (30, 200), "shuriken": (50, 130),
            "baton": (150, 800), "explosive": (100, 500)}
-MASS_G = {"gun": (300, 1800), "gun_part": (50, 1500), "ammunition": (5, 1500),
-          "knife": (30, 600), "blade": (0.2, 10), "shuriken": (10, 200),
+MASS_G = {"gun": (300, 2200), "gun_part": (50, 1500), "ammunition": (5, 1500),
+          "knife": (30, 900), "blade": (0.2, 200), "shuriken": (10, 200),
           "baton": (150, 900), "explosive": (100, 3000)}
 
 
@@ -38,7 +39,7 @@ def test_family_builds_real_objects(family):
             lo, hi = MASS_G[family.label]
             assert lo <= mass <= hi, f"{family.name}: {mass:.1f} g"
         else:
-            assert 20 <= size <= 700 and 0.5 <= mass <= 3000, f"{family.name}: {size}, {mass}"
+            assert 20 <= size <= 1000 and 0.5 <= mass <= 6000, f"{family.name}: {size}, {mass}"
         fp = project(item, random_rotation(np.random.default_rng(seed)), (0, 0), 1.0, (50, 80))
         assert fp.att_hi.max() > 0.01
 
@@ -69,4 +70,5 @@ def test_registry():
     with pytest.raises(KeyError, match="unknown threat class"):
         phantoms.families("rocket")
     with pytest.raises(ValueError, match="excluded"):
-        phantoms.make_threat("shuriken", rng, 1.0, exclude=["shuriken"])
+        phantoms.make_threat("shuriken", rng, 1.0,
+                             exclude=[f.name for f in phantoms.families("shuriken")])

@@ -12,8 +12,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.scanner.phantoms.benign import BENIGN_BUILDERS
-from edge.scanner.phantoms.threats import THREAT_BUILDERS
+from edge.scanner.phantoms import (
+    ammo,
+    batons,
+    benign,
+    blades,
+    electronics,
+    explosives,
+    gun_parts,
+    guns,
+    household,
+    knives,
+    personal,
+    threats,
+    tools,
+)
 from edge.scanner.solids import Item
 
 THREAT_CLASSES = ("gun", "gun_part", "ammunition", "knife", "blade", "shuriken", "baton",
@@ -29,8 +42,25 @@ class Family:
     size: str = "small"
 
 
+# The detailed families (one module per kind) carry most weight; the simpler first-generation
+# designs in ``threats`` stay in at half weight as a second hand drawing the same classes.
+THREAT_BUILDERS: dict[str, list[tuple[Callable, float]]] = {
+    "gun": guns.GUN_FAMILIES,
+    "gun_part": gun_parts.GUN_PART_FAMILIES,
+    "ammunition": ammo.AMMO_FAMILIES,
+    "knife": knives.KNIFE_FAMILIES,
+    "blade": blades.BLADE_FAMILIES,
+    "shuriken": blades.SHURIKEN_FAMILIES,
+    "baton": batons.BATON_FAMILIES,
+    "explosive": explosives.EXPLOSIVE_FAMILIES,
+}
+BENIGN_BUILDERS = (household.HOUSEHOLD_FAMILIES + electronics.ELECTRONICS_FAMILIES
+                   + personal.PERSONAL_FAMILIES + tools.TOOL_FAMILIES + benign.BENIGN_BUILDERS)
+
 FAMILIES: tuple[Family, ...] = (
     *(Family(b.__name__, label, b, w) for label, builders in THREAT_BUILDERS.items()
+      for b, w in builders),
+    *(Family(b.__name__, label, b, w / 2) for label, builders in threats.THREAT_BUILDERS.items()
       for b, w in builders),
     *(Family(b.__name__, None, b, w, size) for b, w, size in BENIGN_BUILDERS),
 )

@@ -170,7 +170,7 @@ def ammo_loose(rng, cell):
     return _finish("cartridges_loose", "ammunition", parts, rng)
 
 
-def ammo_box(rng, cell):
+def ammo_carton(rng, cell):
     """Box of 20-50 rounds: cardboard box, plastic tray, cartridges in a grid."""
     name = str(rng.choice(["9x19", ".45acp", "5.56x45"]))
     case_len, case_d, bullet_d, bullet_len = CALIBRES[name]
@@ -384,7 +384,7 @@ THREAT_BUILDERS = {
     "gun": [(gun_pistol, 3.0), (gun_revolver, 1.5), (gun_pistol_unloaded, 1.0)],
     "gun_part": [(part_barrel, 1.0), (part_slide, 1.0), (part_magazine, 1.5),
                  (part_cylinder, 0.7)],
-    "ammunition": [(ammo_single, 1.0), (ammo_loose, 1.5), (ammo_box, 1.0),
+    "ammunition": [(ammo_single, 1.0), (ammo_loose, 1.5), (ammo_carton, 1.0),
                    (ammo_shotshell, 0.7)],
     "knife": [(knife_kitchen, 2.0), (knife_folding, 2.0), (knife_combat, 1.0),
               (knife_cleaver, 0.5)],
