@@ -1,4 +1,4 @@
-"""The ``edge`` command: run, sim, calibrate, bench, config."""
+"""The ``edge`` command: run, sim, calibrate, bench, detect, config."""
 
 from __future__ import annotations
 
@@ -84,6 +84,44 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_detect(args) -> int:
+    from edge.detect.files import describe, detect_files
+    from edge.detect.model import Detector, ModelError
+
+    config = _config(args)
+    model = args.model or config.detector.model
+    if args.model is not None and not args.model.is_file():
+        print(f"edge: model file {args.model} does not exist", file=sys.stderr)
+        return 2
+    if model is None or not Path(model).is_file():
+        missing = f"the configured model {model} does not exist yet" if model else \
+            "no model is configured (detector.model)"
+        print(f"edge: {missing}; train one with `make train`, or pass --model FILE",
+              file=sys.stderr)
+        return 2
+    try:
+        detector = Detector(model, config.detector.providers, config.detector.threads)
+    except ModelError as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return 2
+    conf = config.detector.score_threshold if args.conf is None else args.conf
+    failed = 0
+    for result in detect_files(detector, args.paths, conf, config.detector.iou_threshold):
+        failed += "error" in result
+        print(json.dumps(result) if args.json else describe(result), flush=True)
+    return 1 if failed else 0
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def cmd_run(args) -> int:
     from edge.pipeline import run
 
@@ -124,6 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "and post of this ONNX model on one parcel")
     p.add_argument("--image", type=Path, default=None, help="post: the parcel image to use")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("detect", help="run the detector on image files (PNG, JPEG, TIFF)")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--json", action="store_true", help="one JSON object per image and line")
+    p.add_argument("--model", type=Path, default=None, help="ONNX model (default: "
+                   "detector.model of the config)")
+    p.add_argument("--conf", type=_unit_interval, default=None, help="score threshold "
+                   "(default: detector.score_threshold)")
+    p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("config", help="print the effective config")
     p.add_argument("--show", action="store_true", help="print it as YAML (the default)")

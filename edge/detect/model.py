@@ -8,7 +8,7 @@ batched session run over all tiles, and the NumPy post-processing core.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,12 +102,19 @@ class Detector:
 
     def detect(self, image: np.ndarray, thresholds: float | Sequence[float] = 0.25,
                iou_threshold: float = 0.5) -> Detections:
-        batch = prepare(image, self.info.input_size, self.info.mean, self.info.std,
-                        self.info.channel_order)
-        raw = self.raw(batch.tensor)
-        parts = []
-        for tile, offset in zip(raw, batch.offsets, strict=True):  # a few tiles, not boxes
-            boxes, scores = decode(tile, self.info.input_size, self.info.strides)
-            found = select(boxes, scores, np.asarray(thresholds, np.float32))
-            parts.append(to_parcel(found, -offset, batch.scale, batch.image_shape))
-        return merge_tiles(parts, iou_threshold)
+        return detect_with(self.raw, self.info, image, thresholds, iou_threshold)
+
+
+def detect_with(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo, image: np.ndarray,
+                thresholds: float | Sequence[float] = 0.25, iou_threshold: float = 0.5
+                ) -> Detections:
+    """Pre-process, run ``raw`` (any forward pass honouring the head contract: an onnxruntime
+    session here, the torch network in training) and post-process, in ``image``'s pixels."""
+    batch = prepare(image, info.input_size, info.mean, info.std, info.channel_order)
+    out = raw(batch.tensor)
+    parts = []
+    for tile, offset in zip(out, batch.offsets, strict=True):  # a few tiles, not boxes
+        boxes, scores = decode(tile, info.input_size, info.strides)
+        found = select(boxes, scores, np.asarray(thresholds, np.float32))
+        parts.append(to_parcel(found, -offset, batch.scale, batch.image_shape))
+    return merge_tiles(parts, iou_threshold)

@@ -1,0 +1,176 @@
+"""Training data: simulated parcels written once to a cache, labelled real scans mixed in, and
+the augmentations that keep the model honest about shape rather than our renderer's colours.
+
+A sample is cut the way the runtime cuts parcels (``edge.detect.pre``: height fills the input,
+tiles along the belt) but at a random zoom, so one model serves pixel pitches from 0.5 to 2 mm
+and images from 500 to 3,000 pixels a side.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from edge.config import EdgeConfig
+from edge.scanner.dataset import write_dataset
+from edge.scanner.phantoms import THREAT_CLASSES
+
+INPUT = 320
+PAD = 255
+MIN_VISIBLE = 0.6   # share of a box that must stay in a crop for it to remain a target
+# Scanner set-ups the shards cycle through: (pixel pitch mm, pixels across the tunnel).
+SETUPS = ((1.0, 768), (1.5, 512), (0.8, 960), (1.0, 768))
+
+
+@dataclass(frozen=True)
+class Record:
+    path: Path
+    boxes: np.ndarray      # float32 [N, 4] xyxy, image pixels
+    classes: np.ndarray    # int64 [N], index into THREAT_CLASSES
+
+
+def _shard(args) -> dict:
+    out, count, seed, setup, threat_share = args
+    pitch, pixels = setup
+    config = EdgeConfig()
+    config = config.model_copy(update={"scanner": config.scanner.model_copy(update={
+        "pitch_mm": pitch, "n_pixels": pixels, "threat_share": threat_share})})
+    return write_dataset(config, count, Path(out), seed=seed, raw_and_photo=False)
+
+
+def generate(root: Path, parcels: int, seed: int, workers: int = 2, shards: int = 8,
+             threat_share: float = 0.7) -> list[Path]:
+    """Simulate ``parcels`` parcels into ``root/shard-k`` folders; reuses finished shards."""
+    per = -(-parcels // shards)
+    jobs, folders = [], []
+    for k in range(shards):
+        folder = root / f"shard-{k}"
+        folders.append(folder)
+        if (folder / "annotations.json").is_file():
+            continue
+        jobs.append((str(folder), per, seed * 1000 + k, SETUPS[k % len(SETUPS)], threat_share))
+    if jobs:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_shard, jobs))
+    return folders
+
+
+def coco_records(folder: Path, classes=THREAT_CLASSES) -> list[Record]:
+    coco = json.loads((folder / "annotations.json").read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    by_image: dict[int, list] = {im["id"]: [] for im in coco["images"]}
+    for a in coco["annotations"]:
+        by_image[a["image_id"]].append(a)
+    records = []
+    for im in coco["images"]:
+        anns = [a for a in by_image[im["id"]] if names[a["category_id"]] in classes]
+        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)],
+                         np.float32).reshape(-1, 4)
+        cls = np.array([classes.index(names[a["category_id"]]) for a in anns], np.int64)
+        records.append(Record(folder / im["file_name"], boxes, cls))
+    return records
+
+
+def read_bgr(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"cannot read image {path}")
+    from edge.detect.pre import as_bgr8
+    return as_bgr8(image)
+
+
+def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Vendor palettes, grey single-energy views, exposure, noise and blur."""
+    grey = bool(np.all(img[..., 0] == img[..., 2]))
+    if not grey and rng.random() < 0.5:
+        hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
+        hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + int(rng.integers(-25, 26))) % 180)
+        sat = hsv[..., 1].astype(np.float32) * rng.uniform(0.5, 1.3)
+        hsv[..., 1] = sat.clip(0, 255).astype(np.uint8)
+        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+    if not grey and rng.random() < 0.15:
+        img = img[..., rng.permutation(3)]
+    if not grey and rng.random() < 0.15:
+        img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if rng.random() < 0.5:
+        gamma = rng.uniform(0.6, 1.6)
+        table = (255 * (np.arange(256) / 255) ** gamma).astype(np.uint8)
+        img = cv2.LUT(img, table)
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
+    if rng.random() < 0.4:
+        noise = rng.normal(0, rng.uniform(2, 8), img.shape[:2])[..., None]
+        img = (img.astype(np.float32) + noise).clip(0, 255).astype(np.uint8)
+    return np.ascontiguousarray(img)
+
+
+def crop(img: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.random.Generator,
+         size: int = INPUT, zoom: tuple[float, float] = (0.55, 1.8)):
+    """Random-zoom square crop, white padded; boxes cut below MIN_VISIBLE are dropped."""
+    h, w = img.shape[:2]
+    scale = size / h * float(np.exp(rng.uniform(*np.log(zoom))))
+    sw, sh = max(int(round(w * scale)), 1), max(int(round(h * scale)), 1)
+    img = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1
+                     else cv2.INTER_LINEAR)
+    x0 = int(rng.integers(min(0, sw - size), max(0, sw - size) + 1))
+    y0 = int(rng.integers(min(0, sh - size), max(0, sh - size) + 1))
+    canvas = np.full((size, size, 3), PAD, np.uint8)
+    sx, sy = max(x0, 0), max(y0, 0)
+    part = img[sy:sy + size, sx:sx + size]
+    canvas[sy - y0:sy - y0 + part.shape[0], sx - x0:sx - x0 + part.shape[1]] = part
+    b = boxes * scale - np.array([x0, y0, x0, y0], np.float32)
+    clipped = b.copy()
+    clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, size)
+    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, size)
+    area = np.prod(np.maximum(b[:, 2:] - b[:, :2], 1e-3), 1)
+    kept = np.prod(np.maximum(clipped[:, 2:] - clipped[:, :2], 0), 1) >= MIN_VISIBLE * area
+    return canvas, clipped[kept], classes[kept]
+
+
+def flip_rotate(img, boxes, rng):
+    size = img.shape[0]
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+        boxes = np.stack([size - boxes[:, 2], boxes[:, 1], size - boxes[:, 0], boxes[:, 3]], 1)
+    if rng.random() < 0.5:
+        img = img[::-1]
+        boxes = np.stack([boxes[:, 0], size - boxes[:, 3], boxes[:, 2], size - boxes[:, 1]], 1)
+    if rng.random() < 0.5:   # transpose: a quarter turn with the flips above
+        img = img.transpose(1, 0, 2)
+        boxes = boxes[:, [1, 0, 3, 2]]
+    return np.ascontiguousarray(img), boxes.astype(np.float32).reshape(-1, 4)
+
+
+class TrainSet(torch.utils.data.Dataset):
+    def __init__(self, records: list[Record], seed: int, size: int = INPUT):
+        self.records, self.seed, self.size, self.epoch = records, seed, size, 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        r = self.records[i]
+        img = read_bgr(r.path)
+        img, boxes, classes = crop(img, r.boxes, r.classes, rng, self.size)
+        img, boxes = flip_rotate(img, boxes, rng)
+        img = photometric(img, rng)
+        tensor = torch.from_numpy(img.transpose(2, 0, 1).copy()).float().div_(255.0)
+        return tensor, torch.from_numpy(boxes), torch.from_numpy(classes)
+
+
+def collate(batch):
+    images = torch.stack([b[0] for b in batch])
+    m = max([len(b[1]) for b in batch] + [1])
+    boxes = torch.zeros(len(batch), m, 4)
+    classes = torch.zeros(len(batch), m, dtype=torch.long)
+    valid = torch.zeros(len(batch), m, dtype=torch.bool)
+    for k, (_, b, c) in enumerate(batch):
+        boxes[k, :len(b)], classes[k, :len(c)], valid[k, :len(b)] = b, c, True
+    return images, boxes, classes, valid

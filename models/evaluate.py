@@ -1,0 +1,81 @@
+"""Accuracy of a detector on labelled images, through the runtime's own pre- and post-processing.
+
+The torch network, the FP32 ONNX file and the INT8 ONNX file are all judged by one function
+(``evaluate``), so their figures differ only by what the models themselves do.
+
+    python -m models.evaluate --data data/sim-test models/parcelnet/parcelnet.int8.onnx ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edge.detect.metrics import Accumulator
+from edge.detect.model import Detector, ModelInfo, detect_with
+from edge.types import Detections
+
+EVAL_THRESHOLD = 0.01   # keep low-score boxes: AP integrates over all operating points
+
+
+def evaluate(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo, records: Sequence,
+             progress: bool = False) -> dict:
+    """Per-class AP50, mAP50 and mAP50:95 of ``raw`` on ``records`` (models.data.Record)."""
+    from models.data import read_bgr
+    acc = Accumulator()
+    items = records
+    if progress:
+        from tqdm import tqdm
+        items = tqdm(records, desc="eval", leave=False)
+    for r in items:
+        found = detect_with(raw, info, read_bgr(r.path), EVAL_THRESHOLD, 0.5)
+        truth = Detections(r.boxes, np.ones(len(r.boxes), np.float32), r.classes)
+        acc.add(found, truth)
+    return acc.summary(list(info.classes))
+
+
+def report(results: dict[str, dict]) -> str:
+    """A table: one column per model, AP50 per class, then mAP50 and mAP50:95."""
+    first = next(iter(results.values()))
+    lines = [f"{first['images']} images; AP50 per class (ground-truth boxes in brackets)",
+             f"{'class':20s}" + "".join(f"{Path(p).name[-28:]:>30s}" for p in results)]
+    for name, row in first["classes"].items():
+        lines.append(f"{name + ' (' + str(row['gt']) + ')':20s}" + "".join(
+            f"{r['classes'][name]['AP50']:30.3f}" for r in results.values()))
+    for key in ("mAP50", "mAP50_95"):
+        lines.append(f"{key:20s}" + "".join(f"{r[key]:30.3f}" for r in results.values()))
+    return "\n".join(lines)
+
+
+def onnx_raw(path: Path, threads: int = 2) -> tuple[Callable, ModelInfo]:
+    det = Detector(path, threads=threads)
+    return det.raw, det.info
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from models.data import coco_records
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", type=Path, help="ONNX files to compare")
+    parser.add_argument("--data", type=Path, nargs="+", required=True,
+                        help="folders with annotations.json (COCO), e.g. data/sim-test")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    records = [r for folder in args.data for r in coco_records(folder)]
+    results = {}
+    for path in args.models:
+        raw, info = onnx_raw(path)
+        results[str(path)] = evaluate(raw, info, records, progress=not args.json)
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    print(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Export a trained ParcelNet to ONNX with its metadata, then quantise it to static INT8 (QDQ).
+
+    python -m models.export --checkpoint runs/parcelnet/last.pt --name parcelnet
+
+writes ``models/<name>/<name>.int8.onnx`` (shipped) and ``runs/<name>/<name>.fp32.onnx`` (kept
+for comparison), after checking that onnxruntime reproduces the torch outputs. The INT8
+calibration set follows ``calibration/int8.md``: simulated validation parcels, both
+renderings, cut into model input by the runtime's own ``edge.detect.pre.prepare``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from edge.detect.pre import prepare
+from edge.scanner.phantoms import THREAT_CLASSES
+from models import data
+from models.net import STRIDES, ParcelNet
+from models.train import MEAN, STD
+
+OPSET = 17
+CALIBRATION_TILES = 256
+
+
+def load_ema(checkpoint: Path) -> tuple[ParcelNet, dict]:
+    ckpt = torch.load(checkpoint, map_location="cpu")
+    model = ParcelNet(len(THREAT_CLASSES))
+    model.load_state_dict(ckpt["ema"])
+    return model.eval(), ckpt
+
+
+def metadata(ckpt: dict, name: str, size: int) -> dict[str, str]:
+    args, history = ckpt["args"], ckpt["history"]
+    summary = (f"simulated parcels only: {args['parcels']} parcels x (colour, grey) from the "
+               f"edge scanner simulator, seed {args['seed']}, {len(history)} epochs, "
+               f"{ckpt['step']} steps of batch {args['batch']}; real scans mixed in: "
+               f"{', '.join(args['real']) or 'none'}")
+    return {"classes": json.dumps(list(THREAT_CLASSES)), "input_size": json.dumps([size, size]),
+            "strides": json.dumps(list(STRIDES)), "mean": json.dumps(list(MEAN)),
+            "std": json.dumps(list(STD)), "channel_order": "bgr",
+            "version": f"{name}-e{len(history)}-s{ckpt['step']}", "training_data": summary}
+
+
+def export_fp32(model: ParcelNet, meta: dict[str, str], out: Path, size: int) -> None:
+    dummy = torch.zeros(1, 3, size, size)
+    torch.onnx.export(model, (dummy,), str(out), input_names=["images"], output_names=["preds"],
+                      dynamic_axes={"images": {0: "batch"}, "preds": {0: "batch"}},
+                      opset_version=OPSET, dynamo=False)
+    proto = onnx.load(str(out))
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out))
+
+
+def calibration_tiles(records: list[data.Record], size: int, limit: int) -> np.ndarray:
+    tiles = []
+    for r in records:
+        batch = prepare(data.read_bgr(r.path), (size, size), MEAN, STD, "bgr")
+        tiles.extend(batch.tensor)
+        if len(tiles) >= limit:
+            break
+    return np.stack(tiles[:limit]).astype(np.float32)
+
+
+class Tiles(CalibrationDataReader):
+    def __init__(self, tiles: np.ndarray):
+        self.items = iter([{"images": t[None]} for t in tiles])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def quantise(fp32: Path, out: Path, tiles: np.ndarray) -> None:
+    prepared = out.with_suffix(".pre.onnx")
+    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    quantize_static(str(prepared), str(out), Tiles(tiles), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
+                    extra_options={"CalibPercentile": 99.999})
+    prepared.unlink()
+    # quantize_static keeps metadata only sometimes: copy it across explicitly.
+    meta = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
+    proto = onnx.load(str(out))
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(out))
+
+
+def round_trip_error(model: ParcelNet, onnx_path: Path, tiles: np.ndarray) -> float:
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"images": tiles})[0]
+    with torch.no_grad():
+        want = model(torch.from_numpy(tiles)).numpy()
+    return float(np.abs(got - want).max())
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", type=Path, default=Path("runs/parcelnet/last.pt"))
+    p.add_argument("--name", default="parcelnet")
+    p.add_argument("--calibration", type=Path, default=Path("data/sim/val"),
+                   help="folder of simulated shards (calibration/int8.md)")
+    args = p.parse_args(argv)
+    size = data.INPUT
+    model, ckpt = load_ema(args.checkpoint)
+    work = Path("runs") / args.name
+    ship = Path("models") / args.name
+    work.mkdir(parents=True, exist_ok=True)
+    ship.mkdir(parents=True, exist_ok=True)
+    fp32, int8 = work / f"{args.name}.fp32.onnx", ship / f"{args.name}.int8.onnx"
+    export_fp32(model, metadata(ckpt, args.name, size), fp32, size)
+    records = [r for shard in sorted(args.calibration.glob("shard-*"))
+               for r in data.coco_records(shard)]
+    tiles = calibration_tiles(records, size, CALIBRATION_TILES)
+    err = round_trip_error(model, fp32, tiles[:8])
+    print(f"fp32 onnx vs torch: max abs difference {err:.2e} over 8 tiles")
+    if err > 1e-3:
+        raise SystemExit(f"export round trip failed: max abs difference {err}")
+    quantise(fp32, int8, tiles)
+    print(f"int8: {int8} ({int8.stat().st_size / 1e6:.2f} MB), calibrated on {len(tiles)} "
+          f"tiles; fp32: {fp32} ({fp32.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

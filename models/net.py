@@ -1,0 +1,72 @@
+"""ParcelNet: a compact anchor-free detector sized for two CPU cores.
+
+Plain 3x3 convolutions with batch norm and ReLU (they fold and quantise to INT8 cleanly), a
+residual backbone down to stride 32, a top-down feature pyramid, and one head shared by the
+three levels. The head speaks the contract in ``models/README.md``: per cell, softplus box
+sides in stride units, then raw class logits.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+STRIDES = (8, 16, 32)
+
+
+def conv(c_in: int, c_out: int, stride: int = 1, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False),
+                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class Residual(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.a = conv(c, c)
+        self.b = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        return F.relu(x + self.b(self.a(x)))
+
+
+def stage(c_in: int, c_out: int, blocks: int) -> nn.Sequential:
+    return nn.Sequential(conv(c_in, c_out, 2), *(Residual(c_out) for _ in range(blocks)))
+
+
+class ParcelNet(nn.Module):
+    def __init__(self, classes: int, width: tuple[int, ...] = (16, 32, 48, 96, 160),
+                 neck: int = 64, blocks: tuple[int, int, int, int] = (1, 1, 2, 2)):
+        super().__init__()
+        self.classes = classes
+        self.stem = conv(3, width[0], 2)
+        self.s4 = stage(width[0], width[1], blocks[0])
+        self.s8 = stage(width[1], width[2], blocks[1])
+        self.s16 = stage(width[2], width[3], blocks[2])
+        self.s32 = stage(width[3], width[4], blocks[3])
+        self.lateral = nn.ModuleList(conv(c, neck, k=1) for c in width[2:])
+        self.smooth = nn.ModuleList(conv(neck, neck) for _ in STRIDES)
+        self.tower = nn.Sequential(conv(neck, neck), conv(neck, neck))
+        self.box = nn.Conv2d(neck, 4, 1)
+        self.cls = nn.Conv2d(neck, classes, 1)
+        # Start rare: every cell is background at first (focal-loss prior), boxes ~ 2 strides.
+        nn.init.constant_(self.cls.bias, -4.6)
+        nn.init.constant_(self.box.bias, 1.5)
+
+    def levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        c8 = self.s8(self.s4(self.stem(x)))
+        c16 = self.s16(c8)
+        c32 = self.s32(c16)
+        p32 = self.lateral[2](c32)
+        p16 = self.lateral[1](c16) + F.interpolate(p32, scale_factor=2.0, mode="nearest")
+        p8 = self.lateral[0](c8) + F.interpolate(p16, scale_factor=2.0, mode="nearest")
+        return [s(p) for s, p in zip(self.smooth, (p8, p16, p32), strict=True)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] -> [B, N, 4 + C], cells stride by stride, row-major."""
+        outs = []
+        for p in self.levels(x):
+            t = self.tower(p)
+            out = torch.cat([F.softplus(self.box(t)), self.cls(t)], 1)
+            outs.append(out.flatten(2).transpose(1, 2))
+        return torch.cat(outs, 1)

@@ -1,0 +1,196 @@
+"""Train ParcelNet on simulated parcels (and any labelled real scans), deterministically.
+
+    python -m models.train --out runs/parcelnet            # simulate, train, checkpoint
+    python -m models.train --out runs/parcelnet --resume   # go on from the last checkpoint
+
+The simulated set is written once to ``--cache`` and reused. Every epoch ends with a checkpoint
+and the validation mAP50 of the weight average (EMA) the export will ship. Uses a GPU when
+torch sees one; on two CPU cores the default schedule fits in 90 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from edge.detect.model import ModelInfo
+from edge.scanner.phantoms import THREAT_CLASSES
+from models import data
+from models.evaluate import evaluate
+from models.loss import cell_grid, detection_loss
+from models.net import STRIDES, ParcelNet
+
+MEAN, STD = (0.0, 0.0, 0.0), (255.0, 255.0, 255.0)
+
+
+def model_info(size: int = data.INPUT) -> ModelInfo:
+    return ModelInfo(THREAT_CLASSES, (size, size), STRIDES, MEAN, STD, "bgr")
+
+
+class Ema:
+    """Exponential moving average of the weights, warmed up so early steps count."""
+
+    def __init__(self, model: torch.nn.Module, decay: float = 0.9995):
+        self.model = copy.deepcopy(model).eval()
+        self.decay, self.updates = decay, 0
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        d = self.decay * (1 - math.exp(-self.updates / 1000))
+        for e, m in zip(self.model.state_dict().values(), model.state_dict().values(),
+                        strict=True):
+            if e.dtype.is_floating_point:
+                e.mul_(d).add_(m.detach(), alpha=1 - d)
+            else:
+                e.copy_(m)
+
+
+def torch_raw(model: torch.nn.Module, device: torch.device):
+    @torch.no_grad()
+    def raw(tensor: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(tensor).to(device)).float().cpu().numpy()
+    return raw
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def lr_at(step: int, total: int, base: float, warmup: int = 300) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (step - warmup)
+                                                      / max(total - warmup, 1))))
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("runs/parcelnet"))
+    p.add_argument("--cache", type=Path, default=Path("data/sim"),
+                   help="simulated sets are written here once (train/, val/, test/)")
+    p.add_argument("--parcels", type=int, default=2400, help="simulated training parcels")
+    p.add_argument("--val-parcels", type=int, default=120)
+    p.add_argument("--test-parcels", type=int, default=300)
+    p.add_argument("--real", type=Path, nargs="*", default=[],
+                   help="labelled real scans to mix in (COCO json, VOC or YOLO folders)")
+    p.add_argument("--epochs", type=int, default=9)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="data loader processes")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
+    return p.parse_args(argv)
+
+
+def real_records(paths: list[Path]) -> list[data.Record]:
+    from edge.labelsets import read_labelset
+    records = []
+    for path in paths:
+        for item in read_labelset(path):
+            known = [i for i, lab in enumerate(item.labels) if lab in THREAT_CLASSES]
+            records.append(data.Record(item.path, item.boxes[known].astype(np.float32),
+                                       np.array([THREAT_CLASSES.index(item.labels[i])
+                                                 for i in known], np.int64)))
+    return records
+
+
+def split_records(cache: Path, name: str, parcels: int, seed: int) -> list[data.Record]:
+    folders = data.generate(cache / name, parcels, seed, shards=max(1, min(8, parcels // 10)))
+    return [r for f in folders for r in data.coco_records(f)]
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    seed_everything(args.seed)
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    started = time.time()
+    train = split_records(args.cache, "train", args.parcels, 1 + args.seed)
+    val = split_records(args.cache, "val", args.val_parcels, 1001 + args.seed)
+    split_records(args.cache, "test", args.test_parcels, 2001 + args.seed)
+    train += real_records(args.real)
+    print(f"data: {len(train)} training images, {len(val)} validation images "
+          f"({time.time() - started:.0f} s)", flush=True)
+
+    model = ParcelNet(len(THREAT_CLASSES)).to(device)
+    ema = Ema(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
+    dataset = data.TrainSet(train, args.seed)
+    per_epoch = len(dataset) // args.batch
+    total = per_epoch * args.epochs
+    args.out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = args.out / "last.pt"
+    start_epoch, step, history = 0, 0, []
+    if args.resume and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        ema.model.load_state_dict(ckpt["ema"])
+        ema.updates = ckpt["ema_updates"]
+        opt.load_state_dict(ckpt["opt"])
+        start_epoch, step, history = ckpt["epoch"] + 1, ckpt["step"], ckpt["history"]
+        print(f"resumed after epoch {start_epoch}, step {step}")
+    centres, strides = cell_grid((data.INPUT, data.INPUT), STRIDES, device)
+    info = model_info()
+    for epoch in range(start_epoch, args.epochs):
+        dataset.epoch = epoch
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=args.batch, shuffle=True, drop_last=True,
+            num_workers=args.workers, collate_fn=data.collate, persistent_workers=False,
+            generator=torch.Generator().manual_seed(args.seed * 100 + epoch))
+        model.train()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", file=sys.stdout,
+                   mininterval=10)
+        for images, boxes, classes, valid in bar:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, args.lr)
+            pred = model(images.to(device))
+            loss, parts = detection_loss(pred, boxes.to(device), classes.to(device),
+                                         valid.to(device), centres, strides)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+            ema.update(model)
+            step += 1
+            bar.set_postfix(loss=f"{loss.item():.3f}", cls=f"{parts['cls']:.3f}",
+                            box=f"{parts['box']:.3f}")
+            if args.max_steps and step >= args.max_steps:
+                break
+        scores = evaluate(torch_raw(ema.model, device), info, val)
+        history.append({"epoch": epoch + 1, "step": step, "val_mAP50": scores["mAP50"],
+                        "minutes": round((time.time() - started) / 60, 1)})
+        per_class = ", ".join(f"{k} {v['AP50']:.2f}" for k, v in scores["classes"].items())
+        print(f"epoch {epoch + 1}: val mAP50 {scores['mAP50']:.3f} ({per_class})", flush=True)
+        torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(),
+                    "ema_updates": ema.updates, "opt": opt.state_dict(), "epoch": epoch,
+                    "step": step, "history": history, "args": vars(args) | {
+                        "out": str(args.out), "cache": str(args.cache),
+                        "real": [str(r) for r in args.real]}}, ckpt_path)
+        if args.max_steps and step >= args.max_steps:
+            break
+    summary = {"images": len(train), "parcels": args.parcels, "epochs": len(history),
+               "steps": step, "minutes": round((time.time() - started) / 60, 1),
+               "device": str(device), "history": history}
+    (args.out / "train.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

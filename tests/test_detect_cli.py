@@ -1,0 +1,149 @@
+"""``edge detect`` on image files, end to end through a real ONNX graph with a planted box."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from test_model import SIZE, planted_head, write_model
+
+from edge.cli import main
+from edge.detect.files import ScanReadError, read_scan
+
+# One gun, stride 16 cell (1, 2), +-1.5 strides: [0, 16, 48, 64] in model-input pixels.
+PLANTED_INPUT_BOX = np.array([0, 16, 48, 64], np.float64)
+PLANTED_SCORE = round(1 / (1 + np.exp(-6.0)), 3)  # the planted logit is 6
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return write_model(tmp_path_factory.mktemp("model") / "m.onnx",
+                       planted_head([(16, 1, 2, 0, 1.5)]))
+
+
+def expected_box(height: int, width: int) -> np.ndarray:
+    """The planted box in an image's own pixels: letterboxed at the top left, then clipped."""
+    scale = min(SIZE[0] / height, SIZE[1] / width)
+    return np.clip(PLANTED_INPUT_BOX / scale, 0, [width, height, width, height])
+
+
+def scan(height: int, width: int, dtype=np.uint8, channels: int = 1) -> np.ndarray:
+    white = np.iinfo(dtype).max
+    image = np.full((height, width, channels), white, dtype).squeeze(axis=2) if channels == 1 \
+        else np.full((height, width, channels), white, dtype)
+    image[height // 3:height // 2, width // 4:width // 2] = white // 5  # a dense object
+    return image
+
+
+# name, image; each shape letterboxes (width <= 1.25 height), so one box comes back
+GOOD = [
+    ("grey8.png", scan(128, 128)),
+    ("colour.jpg", scan(100, 120, channels=3)),
+    ("grey16.tif", scan(200, 160, np.uint16)),
+    ("large.png", scan(2200, 2700)),
+]
+
+
+def run_detect(capsys, *args) -> tuple[int, list[str], str]:
+    code = main(["detect", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
+
+
+def write_good(folder):
+    paths = []
+    for name, image in GOOD:
+        assert cv2.imwrite(str(folder / name), image)
+        paths.append(folder / name)
+    return paths
+
+
+def test_json_results_per_file_and_a_corrupt_file_does_not_stop_the_run(tmp_path, model,
+                                                                        capsys):
+    good = write_good(tmp_path)
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    paths = [*good[:2], corrupt, *good[2:]]
+    code, lines, _ = run_detect(capsys, "--json", "--model", model, *paths)
+    assert code == 1  # one file failed, yet all were processed
+    results = [json.loads(line) for line in lines]
+    assert [r["image"] for r in results] == [str(p) for p in paths]
+    assert results[2] == {"image": str(corrupt), "error": results[2]["error"]}
+    assert str(corrupt) in results[2]["error"] and "not a readable image" in results[2]["error"]
+    for result, (_, image) in zip([*results[:2], *results[3:]], GOOD, strict=True):
+        height, width = image.shape[:2]
+        (found,) = result["detections"]
+        assert found["label"] == "gun" and found["score"] == PLANTED_SCORE
+        box = np.array(found["box"])
+        assert box.tolist() == [round(v, 1) for v in box.tolist()]
+        np.testing.assert_allclose(box, expected_box(height, width), atol=0.051)
+        assert 0 <= box[0] < box[2] <= width and 0 <= box[1] < box[3] <= height
+
+
+def test_large_scan_boxes_are_in_its_own_pixels(tmp_path, model, capsys):
+    path = write_good(tmp_path)[3]
+    code, lines, _ = run_detect(capsys, "--json", "--model", model, path)
+    assert code == 0
+    # scale 64/2700: x2 = 48 / scale = 2025; y2 = 64 / scale = 2700 is clipped to the height
+    assert json.loads(lines[0])["detections"][0]["box"] == [0.0, 675.0, 2025.0, 2200.0]
+
+
+def test_readable_lines_and_the_score_threshold(tmp_path, model, capsys):
+    grey = write_good(tmp_path)[0]
+    missing = tmp_path / "missing.png"
+    code, lines, _ = run_detect(capsys, "--model", model, grey, missing)
+    assert code == 1
+    assert lines == [f"{grey}: 1 detection: gun {PLANTED_SCORE:.2f} at [0, 32, 96, 128]",
+                     f"{missing}: error: no such file"]
+    code, lines, _ = run_detect(capsys, "--model", model, "--conf", "0.999", grey)
+    assert code == 0 and lines == [f"{grey}: no detections"]
+
+
+def test_missing_model_says_how_to_get_one(tmp_path, capsys, monkeypatch):
+    image = write_good(tmp_path)[0]
+    monkeypatch.setenv("EDGE_DETECTOR__MODEL", str(tmp_path / "models" / "x.onnx"))
+    code, lines, err = run_detect(capsys, image)
+    assert code == 2 and not lines
+    assert str(tmp_path / "models" / "x.onnx") in err and "make train" in err
+    monkeypatch.delenv("EDGE_DETECTOR__MODEL")
+    code, _, err = run_detect(capsys, image)
+    assert code == 2 and "no model is configured" in err and "make train" in err
+    code, _, err = run_detect(capsys, "--model", tmp_path / "other.onnx", image)
+    assert code == 2 and "other.onnx does not exist" in err
+
+
+def test_conf_must_be_a_probability(capsys):
+    with pytest.raises(SystemExit):
+        main(["detect", "--conf", "1.5", "x.png"])
+    assert "must be between 0 and 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "image", "shape", "dtype"),
+    [
+        ("g.png", scan(20, 30), (20, 30), np.uint8),  # grey stays 2D
+        ("g16.png", scan(20, 30, np.uint16), (20, 30), np.uint16),  # 16 bit stays 16 bit
+        ("c.tiff", scan(20, 30, np.uint16, 3), (20, 30, 3), np.uint16),
+        ("c.jpeg", scan(20, 30, channels=3), (20, 30, 3), np.uint8),
+    ],
+)
+def test_read_scan_keeps_depth_and_channels(tmp_path, name, image, shape, dtype):
+    cv2.imwrite(str(tmp_path / name), image)
+    read = read_scan(tmp_path / name)
+    assert read.shape == shape and read.dtype == dtype
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),  # nothing written
+        (b"", "not a readable image"),  # empty file
+        (b"GIF89a not really", "not a readable image"),  # garbage
+    ],
+)
+def test_read_scan_refuses_what_it_cannot_read(tmp_path, content, message):
+    path = tmp_path / "scan.png"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ScanReadError, match=message):
+        read_scan(path)

@@ -1,0 +1,152 @@
+"""The offline model side: targets, augmentation geometry, export round trip, INT8, training."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from edge.detect.model import Detector
+from models import data
+from models.export import export_fp32, metadata, quantise
+from models.loss import assign, cell_grid, detection_loss
+from models.net import STRIDES, ParcelNet
+
+
+def test_every_box_gets_a_cell_even_thin_and_tiny():
+    centres, strides = cell_grid((320, 320), STRIDES)
+    boxes = torch.tensor([[[10, 10, 14, 13], [100, 20, 102, 90], [110, 100, 310, 290],
+                           [40, 200, 90, 240], [0, 0, 0, 0]]], dtype=torch.float32)
+    valid = torch.tensor([[True, True, True, True, False]])
+    owner = assign(boxes, valid, centres, strides)
+    owned = set(owner[owner >= 0].tolist())
+    assert owned == {0, 1, 2, 3}
+    # The large box is answered on the coarse level, the tiny one on the fine level.
+    assert set(strides[owner[0] == 2].tolist()) == {32.0}
+    assert set(strides[owner[0] == 0].tolist()) == {8.0}
+
+
+def test_loss_falls_when_the_head_predicts_the_truth():
+    centres, strides = cell_grid((64, 64), STRIDES)
+    boxes = torch.tensor([[[8.0, 8.0, 40.0, 30.0]]])
+    classes, valid = torch.tensor([[3]]), torch.tensor([[True]])
+    owner = assign(boxes, valid, centres, strides)[0]
+    good = torch.zeros(1, len(centres), 4 + 8)
+    good[..., 4:] = -8
+    for i in torch.nonzero(owner >= 0).flatten():
+        c, s = centres[i], strides[i]
+        good[0, i, :4] = torch.cat([c - boxes[0, 0, :2], boxes[0, 0, 2:] - c]) / s
+        good[0, i, 4 + 3] = 8
+    bad = good.clone()
+    bad[..., 4:] = 0
+    bad[..., :4] = 1
+    assert detection_loss(good, boxes, classes, valid, centres, strides)[0] < \
+        0.1 * detection_loss(bad, boxes, classes, valid, centres, strides)[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_augmented_boxes_stay_on_their_objects(seed):
+    rng = np.random.default_rng(seed)
+    img = np.full((300, 700, 3), 255, np.uint8)
+    boxes = np.array([[50, 40, 130, 90], [300, 150, 380, 260], [600, 20, 690, 80]], np.float32)
+    for x1, y1, x2, y2 in boxes.astype(int):
+        img[y1:y2, x1:x2] = 0
+    out, b, _ = data.crop(img, boxes, np.arange(3), rng)
+    out, b = data.flip_rotate(out, b, rng)
+    assert out.shape == (data.INPUT, data.INPUT, 3)
+    for x1, y1, x2, y2 in b:
+        inner = out[int(np.ceil(y1)) + 1:int(y2) - 1, int(np.ceil(x1)) + 1:int(x2) - 1]
+        if inner.size:
+            assert inner.mean() < 40
+    # Every dark pixel belongs to some kept or cut-off box: nothing dark is unlabelled in view.
+    dark = out.mean(2) < 128
+    if len(b) == 3:
+        covered = np.zeros_like(dark)
+        for x1, y1, x2, y2 in b:
+            covered[int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))] = True
+        assert not (dark & ~covered).any()
+
+
+def fake_checkpoint():
+    return {"args": {"parcels": 1, "seed": 0, "batch": 1, "real": []}, "history": [],
+            "step": 0}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    model = ParcelNet(8).eval()
+    for m in model.modules():  # non-trivial batch-norm statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2)
+    path = tmp_path_factory.mktemp("export") / "net.fp32.onnx"
+    export_fp32(model, metadata(fake_checkpoint(), "net", 128), path, 128)
+    return model, path
+
+
+def test_export_round_trip_agrees_with_torch(exported):
+    model, path = exported
+    x = np.random.default_rng(0).uniform(0, 1, (2, 3, 128, 128)).astype(np.float32)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"images": x})[0]
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert got.shape == want.shape == (2, 16 * 16 + 8 * 8 + 4 * 4, 12)
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+    assert onnx.load(str(path)).opset_import[0].version >= 17
+
+
+def test_exported_model_carries_its_metadata(exported):
+    _, path = exported
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    for key in ("classes", "input_size", "strides", "mean", "std", "channel_order", "version",
+                "training_data"):
+        assert key in meta
+    det = Detector(path, threads=1)
+    assert det.info.classes[0] == "gun" and det.info.input_size == (128, 128)
+    assert json.loads(meta["strides"]) == list(STRIDES)
+
+
+def test_int8_quantisation_keeps_metadata_and_outputs(exported, tmp_path):
+    model, path = exported
+    rng = np.random.default_rng(1)
+    tiles = rng.uniform(0, 1, (16, 3, 128, 128)).astype(np.float32)
+    int8 = tmp_path / "net.int8.onnx"
+    quantise(path, int8, tiles)
+    proto = onnx.load(str(int8))
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert {p.key for p in proto.metadata_props} >= {"classes", "input_size", "strides"}
+    x = tiles[:2]
+    a = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"images": x})[0]
+    b = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"]).run(
+        None, {"images": x})[0]
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.98
+
+
+def test_training_runs_checkpoints_and_resumes(tmp_path):
+    from models.train import main
+    args = ["--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
+            "--parcels", "4", "--val-parcels", "2", "--test-parcels", "2", "--batch", "2",
+            "--workers", "0", "--threads", "1", "--max-steps", "2"]
+    assert main([*args, "--epochs", "1"]) == 0
+    ckpt = torch.load(tmp_path / "run" / "last.pt")
+    assert ckpt["epoch"] == 0 and ckpt["step"] == 2
+    assert main([*args, "--epochs", "2", "--resume", "--max-steps", "4"]) == 0
+    ckpt = torch.load(tmp_path / "run" / "last.pt")
+    assert ckpt["epoch"] == 1 and ckpt["step"] == 4 and len(ckpt["history"]) == 2
+    summary = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert 0 <= summary["history"][-1]["val_mAP50"] <= 1
+
+
+def test_runtime_never_imports_torch():
+    code = ("import sys, edge.cli, edge.pipeline, edge.detect.model, edge.detect.post, "
+            "edge.detect.metrics, edge.detect.files, edge.labelsets, edge.scanner.sim; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
