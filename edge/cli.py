@@ -11,6 +11,8 @@ import numpy as np
 
 from edge.config import ConfigError, EdgeConfig, dump_config, load_config
 
+FP32_EXPORT = Path("runs/parcelnet/parcelnet.fp32.onnx")  # written by `make train`
+
 
 def _config(args) -> EdgeConfig:
     return load_config(args.config)
@@ -36,7 +38,7 @@ def cmd_sim(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from edge.pipeline import calibrate_flatfield
+    from edge.capture import calibrate_flatfield
 
     config = _config(args)
     path = calibrate_flatfield(config, lines=args.lines, out=args.out)
@@ -57,6 +59,8 @@ def cmd_bench(args) -> int:
             for key, value in result.items():
                 print(f"{key:<{width}}  {value}")
         return 0
+    if args.what == "model":
+        return _bench_model(args, config)
     from edge.detect.bench import bench_nms, bench_stages
 
     result = bench_nms()
@@ -81,6 +85,26 @@ def cmd_bench(args) -> int:
         print("  ".join(f"{row[c]!s:>18}" for c in columns))
     if "stages" in result:
         print("per parcel:", json.dumps(result["stages"]))
+    return 0
+
+
+def _bench_model(args, config) -> int:
+    from edge.detect.bench import bench_models
+
+    paths = args.models or [p for p in (config.detector.model, FP32_EXPORT) if p]
+    missing = [str(p) for p in paths if not Path(p).is_file()]
+    if missing:
+        print(f"edge: no model file {', '.join(missing)}; `make train` makes both",
+              file=sys.stderr)
+        return 2
+    result = bench_models([Path(p) for p in paths])
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"bare session.run, median ms over {result['repeats']} runs, "
+          f"{result['threads']} threads, measured in one run")
+    for row in result["rows"]:
+        print("  ".join(f"{k} {v}" for k, v in row.items()))
     return 0
 
 
@@ -155,12 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["sim", "post"])
+    p.add_argument("what", choices=["sim", "post", "model"])
     p.add_argument("--parcels", type=int, default=20)
     p.add_argument("--json", action="store_true")
     p.add_argument("--model", type=Path, default=None, help="post: also time pre, session run "
                    "and post of this ONNX model on one parcel")
     p.add_argument("--image", type=Path, default=None, help="post: the parcel image to use")
+    p.add_argument("--models", type=Path, nargs="+", default=None, help="model: ONNX files to "
+                   "time side by side (default: the shipped INT8 model and its FP32 export)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("detect", help="run the detector on image files (PNG, JPEG, TIFF)")

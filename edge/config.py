@@ -161,6 +161,54 @@ class DetectorConfig(Section):
     iou_threshold: float = Field(0.5, ge=0, le=1, description="IoU above which NMS suppresses.")
 
 
+Act = Literal["divert", "alarm", "ignore"]
+PROHIBITED = ("gun", "gun_part", "ammunition", "knife", "blade", "shuriken", "baton", "explosive")
+
+
+class DecisionConfig(Section):
+    """From detections to one verdict per parcel."""
+
+    actions: dict[str, Act] = Field(
+        default_factory=lambda: dict.fromkeys(PROHIBITED, "divert"),
+        description="Per class: divert (to manual inspection, with an operator alarm), alarm "
+                    "(operator alert only, the parcel goes on) or ignore. Classes left out are "
+                    "diverted: an unknown class fails closed.")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Per-class score thresholds; beat calibration/"
+        "thresholds.json, which beats detector.score_threshold.")
+
+
+class PlcConfig(Section):
+    """The belt PLC link and the belt geometry behind the scanner."""
+
+    type: Literal["sim", "serial", "modbus", "none"] = Field(
+        "sim", description="sim: a simulated belt PLC on a pseudo-terminal (the demo); serial: "
+        "our framed protocol on `port`; modbus: Modbus RTU on `port`; none: no PLC (verdicts "
+        "are only printed).")
+    port: str = Field("", description="Serial port (or pyserial URL) for serial and modbus.")
+    baudrate: int = Field(115_200, ge=1200, le=4_000_000)
+    ack_timeout_s: float = Field(0.05, gt=0, le=5)
+    max_attempts: int = Field(5, ge=1, le=50)
+    heartbeat_s: float = Field(0.1, gt=0, le=5)
+    diverter_distance_mm: float = Field(
+        3000.0, gt=0, description="Belt travel from the scan line to the diverter, mm; with the "
+        "belt speed it sets every parcel's divert deadline.")
+    margin_s: float = Field(0.3, ge=0, le=10, description="A verdict must be out this long "
+                            "before the parcel reaches the diverter, or it is diverted "
+                            "uninspected (fail closed).")
+
+
+class PipelineConfig(Section):
+    """Threads and queues of the live loop."""
+
+    detector: Literal["model", "ground-truth"] = Field(
+        "model", description="model: the ONNX detector; ground-truth: a stand-in that reports "
+        "the simulator's own threat boxes (for testing the loop without a model).")
+    queue: int = Field(8, ge=1, le=256, description="Parcels waiting for the detector; a parcel "
+                       "that finds the queue full is diverted uninspected, never dropped.")
+    workers: int = Field(1, ge=1, le=8, description="Detector threads.")
+
+
 class EdgeConfig(BaseSettings):
     """The root of the settings tree."""
 
@@ -172,6 +220,9 @@ class EdgeConfig(BaseSettings):
     segment: SegmentConfig = Field(default_factory=SegmentConfig)
     render: RenderConfig = Field(default_factory=RenderConfig)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    decision: DecisionConfig = Field(default_factory=DecisionConfig)
+    plc: PlcConfig = Field(default_factory=PlcConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     calibration_dir: Path = Field(Path("calibration"), description="Scanner calibration tables.")
 
     @classmethod

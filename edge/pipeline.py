@@ -1,141 +1,293 @@
-"""The capture loop: scanner lines -> correction -> parcels -> (detection, decision) -> outputs.
+"""The live loop: scanner lines -> correction -> parcels -> detection -> verdict -> PLC.
 
-This first version runs the stages in one thread and prints each parcel with its segmentation;
-detection, decisions, the PLC link and the dashboard plug in behind ``on_parcel``.
+Stages run in threads joined by a bounded queue (onnxruntime and NumPy release the GIL):
+the capture loop (this thread) reads, corrects and segments the line stream and opens each
+parcel in the ``Ledger`` with its divert deadline; detector workers settle parcels with the
+decision policy's verdict; a deadline watcher settles any parcel still open at its deadline as
+``uninspected``. Every divert and every ``uninspected`` verdict goes to the belt PLC. A parcel
+that finds the detector queue full is diverted uninspected: overload never drops a parcel.
 """
 
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
-from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from edge.capture import PhotoMatcher, load_or_capture_flatfield, open_scanner, to_parcel
 from edge.config import EdgeConfig
-from edge.imaging.barcode import read_label
-from edge.imaging.correct import FlatField, correct
-from edge.imaging.segment import Segment, Segmenter
+from edge.decide import Policy
+from edge.detect.parcel import GroundTruthDetector, ModelDetector
+from edge.imaging.correct import correct
+from edge.imaging.segment import Segmenter
+from edge.ledger import Entry, Ledger, percentiles_ms, uninspected
+from edge.plc.link import PlcLink
 from edge.scanner.camera import open_camera
-from edge.scanner.phantoms import THREAT_CLASSES
 from edge.scanner.sim import SimScanner
-from edge.types import Detections, Parcel, Photo
-
-FLATFIELD_FILE = "flatfield.npz"
+from edge.types import Action, Parcel, Verdict
 
 
-def open_scanner(config: EdgeConfig) -> SimScanner:
-    return SimScanner(config.scanner)
+@dataclass
+class Stages:
+    """Stage timings (seconds) and the detector queue's depth, sampled per parcel."""
+
+    capture: list[float] = field(default_factory=list)
+    detect: list[float] = field(default_factory=list)
+    queue_depth: list[int] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {"capture_block_ms": percentiles_ms(self.capture),
+                "detect_ms": percentiles_ms(self.detect),
+                "queue_max": max(self.queue_depth, default=0),
+                "queue_mean": round(float(np.mean(self.queue_depth)), 2)
+                if self.queue_depth else 0.0}
 
 
-def flatfield_path(config: EdgeConfig) -> Path:
-    return Path(config.calibration_dir) / FLATFIELD_FILE
+def open_detector(config: EdgeConfig):
+    if config.pipeline.detector == "ground-truth":
+        return GroundTruthDetector()
+    return ModelDetector(config)
 
 
-def capture_flatfield(scanner: SimScanner, lines: int = 512) -> FlatField:
-    dark = scanner.capture_calibration(lines, source_on=False)
-    air = scanner.capture_calibration(lines, source_on=True)
-    return FlatField.from_lines(dark.hi, dark.lo, air.hi, air.lo)
+class Hub:
+    """One inspection line: scanner, detector, decision, PLC (module docstring)."""
 
+    def __init__(self, config: EdgeConfig, detector=None, link=None, plc=None,
+                 log: Callable[[str], None] = print, show: Callable[[Parcel, Verdict], None]
+                 | None = None):
+        self.config, self.log = config, log
+        self.scanner = open_scanner(config)
+        self.flat = load_or_capture_flatfield(config, self.scanner, log)
+        self.segmenter = Segmenter(config.segment, config.scanner.pitch_mm)
+        self.camera = open_camera(config.camera, config.scanner.seed)
+        cpm = config.scanner.encoder_counts_per_mm
+        self.counts_per_mm = cpm
+        self.matcher = PhotoMatcher(int(config.scanner.camera_offset_mm * cpm),
+                                    int(config.segment.margin_mm * 2 * cpm))
+        self.detector = detector if detector is not None else open_detector(config)
+        self.policy = Policy.from_config(config, self.detector.classes)
+        self.plc = plc
+        if link is None and config.plc.type != "none":
+            self.plc, link = open_plc(config, self.scanner, self.plc)
+        self.link = link
+        if link is not None and hasattr(link, "on_sent"):
+            link.on_sent = lambda divert, t: self.ledger.mark_sent(divert.parcel_id, t)
+        self.show = show or print_verdict
+        self.ledger = Ledger()
+        self.queue: queue.Queue[Entry | None] = queue.Queue(config.pipeline.queue)
+        self.stages = Stages()
+        self.true_ids: dict[int, list[str]] = {}
+        self.threat_truth: dict[str, bool] = {}
+        self._stop = threading.Event()
+        self._emit_lock = threading.Lock()
 
-def calibrate_flatfield(config: EdgeConfig, lines: int = 512, out: Path | None = None) -> Path:
-    """Capture dark (source off) and air (empty belt) lines and write the correction tables."""
-    path = Path(out) if out else flatfield_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    capture_flatfield(open_scanner(config), lines).save(path)
-    return path
+    # --- stages -------------------------------------------------------------------------------
 
+    def _open(self, parcel: Parcel, truths) -> Entry:
+        cfg, speed = self.config, self.config.scanner.belt_speed_mm_s
+        lead_mm = cfg.segment.margin_mm   # segments start this much belt ahead of the parcel
+        travel_mm = lead_mm + cfg.plc.diverter_distance_mm
+        deadline = float(parcel.t[0]) + travel_mm / speed - cfg.plc.margin_s
+        divert_at = int(parcel.encoder[0] + travel_mm * self.counts_per_mm)
+        self.true_ids[parcel.seq] = [t.parcel_id for t in truths]
+        return self.ledger.open(parcel, deadline, divert_at)
 
-def load_or_capture_flatfield(config: EdgeConfig, scanner: SimScanner,
-                              log: Callable[[str], None] = print) -> FlatField:
-    """The stored tables when they fit this scanner, else a fresh capture (as scanners do at
-    power-up on an empty belt)."""
-    path = flatfield_path(config)
-    if path.exists():
+    def _capture_once(self, seq: int) -> int:
+        started = time.monotonic()
+        block = self.scanner.read()
+        for arrival in self.scanner.poll_arrivals():
+            self.matcher.add(self.camera.photograph(arrival.parcel_id, arrival.size_mm[:2],
+                                                    arrival.kind, arrival.t, arrival.encoder))
+            self._photo_eye(arrival)
+        att_hi, att_lo = correct(block.hi, block.lo, self.flat)
+        for seg in self.segmenter.feed(att_hi, att_lo, block.t, block.encoder):
+            seq += 1
+            truths = self.scanner.truth(seg.start_line, seg.hi.shape[1])
+            entry = self._open(to_parcel(seg, seq, self.scanner, self.matcher), truths)
+            self.stages.queue_depth.append(self.queue.qsize())
+            try:
+                self.queue.put_nowait(entry)
+            except queue.Full:
+                self._settle(entry, uninspected(entry.parcel, "overload: detector queue full"))
+        self.stages.capture.append(time.monotonic() - started)
+        return seq
+
+    def _photo_eye(self, arrival) -> None:
+        """Ground truth for outcome accounting: which parcels carry threats, and where."""
+        placed = next((p for p in self.scanner.placed if p.id == arrival.parcel_id), None)
+        if placed is not None:
+            self.threat_truth[arrival.parcel_id] = bool(placed.scene.labels)
+        if self.plc is not None and hasattr(self.plc, "expect"):
+            travel = self.config.scanner.camera_offset_mm + self.config.plc.diverter_distance_mm
+            self.plc.expect(arrival.parcel_id,
+                            int(arrival.encoder + travel * self.counts_per_mm))
+
+    def _work(self) -> None:
+        while True:
+            entry = self.queue.get()
+            if entry is None:
+                return
+            parcel = entry.parcel
+            if not self.ledger.is_open(parcel.seq) or time.monotonic() >= entry.deadline:
+                continue   # the watcher has settled it (or will, this instant)
+            started = time.monotonic()
+            try:
+                found = self.detector(parcel)
+                verdict = self.policy.decide(parcel.id, found)
+            except Exception as exc:  # noqa: BLE001 - any detector fault fails closed
+                verdict = uninspected(parcel, f"detector error: {type(exc).__name__}: {exc}")
+            self.stages.detect.append(time.monotonic() - started)
+            verdict.deadline_t = entry.deadline
+            self._settle(entry, verdict)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            for entry in self.ledger.overdue(time.monotonic()):
+                self._settle(entry, uninspected(entry.parcel, "no verdict by the deadline"))
+            time.sleep(0.005)
+
+    def _settle(self, entry: Entry, verdict: Verdict) -> None:
+        won = self.ledger.settle(entry.parcel.seq, verdict, time.monotonic())
+        if won is None:
+            return
+        if verdict.action in (Action.DIVERT, Action.UNINSPECTED) and self.link is not None:
+            self.link.divert(entry.parcel.id, entry.divert_encoder)
+        with self._emit_lock:
+            self.show(entry.parcel, verdict)
+
+    # --- run ------------------------------------------------------------------------------
+
+    def run(self, duration_s: float | None = None) -> dict:
+        workers = [threading.Thread(target=self._work, daemon=True, name=f"detect-{k}")
+                   for k in range(self.config.pipeline.workers)]
+        watcher = threading.Thread(target=self._watch, daemon=True, name="deadlines")
+        if self.link is not None:
+            self.link.start()
+        for t in (*workers, watcher):
+            t.start()
+        started, seq = time.monotonic(), 0
         try:
-            flat = FlatField.load(path)
-            if flat.dark_hi.shape[0] == config.scanner.n_pixels:
-                return flat
-            log(f"{path} is for {flat.dark_hi.shape[0]} pixels, scanner has "
-                f"{config.scanner.n_pixels}: recalibrating")
-        except ValueError as exc:
-            log(f"{exc}: recalibrating")
+            while duration_s is None or time.monotonic() - started < duration_s:
+                seq = self._capture_once(seq)
+        except KeyboardInterrupt:
+            pass
+        for _ in workers:
+            self.queue.put(None)
+        self._drain()
+        self._stop.set()
+        summary = self.summary(time.monotonic() - started)
+        if self.link is not None:
+            self.link.stop()
+        if self.plc is not None and hasattr(self.plc, "stop"):
+            self.plc.stop()
+        return summary
+
+    def _drain(self) -> None:
+        """Wait until every parcel has a verdict, its divert frame is out, and (with a
+        simulated PLC) the belt has carried it past the diverter."""
+        entries = self.ledger.snapshot()
+        last = max((e.deadline for e in entries), default=time.monotonic())
+        give_up = last + self.config.plc.margin_s + 2.0
+        def done() -> bool:
+            if self.ledger.open_entries():
+                return False
+            if self.link is not None and self.link.unacked:
+                return False
+            outcomes = self.plc.outcomes() if self.plc is not None and hasattr(
+                self.plc, "outcomes") else None
+            if outcomes is not None:
+                return all(i in outcomes for e in entries for i in self.true_ids[e.parcel.seq]
+                           if i in self.threat_truth)
+            return True
+        while not done() and time.monotonic() < give_up:
+            time.sleep(0.01)
+
+    def summary(self, elapsed_s: float) -> dict:
+        entries = self.ledger.snapshot()
+        settled = [e for e in entries if e.verdict is not None]
+        actions = [e.verdict.action for e in settled]
+        latencies = [(e.sent_at or e.settled_at) - float(e.parcel.t[-1]) for e in settled]
+        lost = list(getattr(getattr(self.link, "stats", None), "lost", []))
+        outcomes = self.plc.outcomes() if self.plc is not None and hasattr(
+            self.plc, "outcomes") else None
+        cut = {i for e in entries for i in self.true_ids[e.parcel.seq]
+               if i in self.threat_truth}
+        if outcomes is not None:   # what the diverter physically did
+            diverted = {i for i in cut if outcomes.get(i) == "diverted"}
+            threats = {i for i in cut if self.threat_truth[i]}
+            missed = len(threats - diverted)
+            false = len(diverted - threats)
+            n_diverted, n_threats = len(diverted), len(threats)
+        else:                      # what we commanded
+            divert = [a in (Action.DIVERT, Action.UNINSPECTED) for a in actions]
+            threat = [bool(e.parcel.truth_labels) for e in settled]
+            n_diverted, n_threats = sum(divert), sum(threat)
+            missed = sum(t and not d for t, d in zip(threat, divert, strict=True))
+            false = sum(d and not t for t, d in zip(threat, divert, strict=True))
+        return {
+            "parcels": len(entries), "threat_parcels": n_threats, "diverted": n_diverted,
+            "missed_threats": missed, "false_diverts": false,
+            "uninspected": actions.count(Action.UNINSPECTED),
+            "undecided": len(entries) - len(settled), "lost_commands": len(lost),
+            "latency_ms": percentiles_ms(latencies),
+            "detector": getattr(self.detector, "name", type(self.detector).__name__),
+            "belt_speed_mm_s": self.config.scanner.belt_speed_mm_s,
+            "duration_s": round(elapsed_s, 2), "stages": self.stages.summary(),
+            "plc": plc_report(self.link, self.plc),
+        }
+
+
+def open_plc(config: EdgeConfig, scanner: SimScanner, plc=None):
+    """(simulated PLC or None, host link) for ``config.plc``."""
+    cfg = config.plc
+    if cfg.type == "sim":
+        from edge.plc.sim import SimPlc
+        plc = plc or SimPlc(scanner.encoder_now,
+                            counts_per_mm=config.scanner.encoder_counts_per_mm)
+        if not plc.path:
+            plc.start()  # its pseudo-terminal exists from here on
+        port = plc.path
+    elif cfg.type == "modbus":
+        from edge.plc.modbus import ModbusDivertLink
+        return None, ModbusDivertLink(cfg.port, baudrate=cfg.baudrate)
     else:
-        log(f"no {path}: calibrating dark and air on the empty belt")
-    return capture_flatfield(scanner)
+        port = cfg.port
+    return plc, PlcLink(port, cfg.baudrate, cfg.ack_timeout_s, cfg.max_attempts, cfg.heartbeat_s)
 
 
-class PhotoMatcher:
-    """Names parcels by the label read from the top camera's photo of them.
-
-    A photo taken when a parcel's leading edge passed the camera belongs to the parcel whose
-    scan starts ``offset_counts`` encoder counts later."""
-
-    def __init__(self, offset_counts: int, tolerance_counts: int):
-        self.offset = offset_counts
-        self.tolerance = tolerance_counts
-        self.photos: deque[tuple[Photo, str | None]] = deque(maxlen=256)
-
-    def add(self, photo: Photo) -> None:
-        self.photos.append((photo, read_label(photo.image)))
-
-    def match(self, encoder_start: int, encoder_end: int) -> tuple[Photo | None, str | None]:
-        for photo, label in list(self.photos):
-            lead = photo.encoder + self.offset
-            if encoder_start - self.tolerance <= lead <= encoder_end:
-                self.photos.remove((photo, label))
-                return photo, label
-        return None, None
-
-
-def to_parcel(seg: Segment, seq: int, scanner: SimScanner, matcher: PhotoMatcher) -> Parcel:
-    photo, label = matcher.match(int(seg.encoder[0]), int(seg.encoder[-1]))
-    truths = scanner.truth(seg.start_line, seg.hi.shape[1])
-    boxes = [t.boxes for t in truths]
-    labels = [lab for t in truths for lab in t.labels]
-    truth = Detections(np.concatenate(boxes) if boxes else np.zeros((0, 4)),
-                       np.ones(len(labels)), [THREAT_CLASSES.index(lab) for lab in labels])
-    return Parcel(label or f"UNREAD{seq:06d}", seq, seg.hi, seg.lo, seg.encoder, seg.t,
-                  photo=photo, truth=truth, truth_labels=labels)
+def plc_report(link, plc) -> dict:
+    out: dict = {}
+    stats = getattr(link, "stats", None)
+    if stats is not None:
+        out["link"] = {k: (len(v) if isinstance(v, list) else v)
+                       for k, v in vars(stats).items()}
+    sim_stats = getattr(plc, "stats", None)
+    if sim_stats is not None:
+        out["sim_plc"] = {k: (len(v) if isinstance(v, list) else v)
+                          for k, v in vars(sim_stats).items()}
+    return out
 
 
 def run(config: EdgeConfig, duration_s: float | None = None, summary_path: Path | None = None,
-        on_parcel: Callable[[Parcel], None] | None = None) -> int:
-    scanner = open_scanner(config)
-    flat = load_or_capture_flatfield(config, scanner)
-    segmenter = Segmenter(config.segment, config.scanner.pitch_mm)
-    camera = open_camera(config.camera, config.scanner.seed)
-    counts_per_mm = config.scanner.encoder_counts_per_mm
-    matcher = PhotoMatcher(int(config.scanner.camera_offset_mm * counts_per_mm),
-                           int(config.segment.margin_mm * 2 * counts_per_mm))
-    show = on_parcel or print_parcel
-    parcels: list[Parcel] = []
-    start = time.monotonic()
-    try:
-        while duration_s is None or time.monotonic() - start < duration_s:
-            block = scanner.read()
-            for arrival in scanner.poll_arrivals():
-                matcher.add(camera.photograph(arrival.parcel_id, arrival.size_mm[:2],
-                                              arrival.kind, arrival.t, arrival.encoder))
-            att_hi, att_lo = correct(block.hi, block.lo, flat)
-            for seg in segmenter.feed(att_hi, att_lo, block.t, block.encoder):
-                parcel = to_parcel(seg, len(parcels) + 1, scanner, matcher)
-                parcels.append(parcel)
-                show(parcel)
-    except KeyboardInterrupt:
-        pass
+        **kwargs) -> int:
+    hub = Hub(config, **kwargs)
+    hub.log(f"detector: {getattr(hub.detector, 'name', '?')}; PLC: {config.plc.type}")
+    summary = hub.run(duration_s)
     if summary_path:
-        threat = sum(1 for p in parcels if p.truth_labels)
-        Path(summary_path).write_text(json.dumps({"parcels": len(parcels),
-                                                  "threat_parcels": threat}) + "\n")
+        Path(summary_path).write_text(json.dumps(summary, indent=1) + "\n")
     return 0
 
 
-def print_parcel(parcel: Parcel) -> None:
-    enc0, enc1 = parcel.encoder_range
-    threats = ", ".join(parcel.truth_labels) or "none"
-    print(f"parcel {parcel.id}: {parcel.shape[1]} lines x {parcel.shape[0]} px, "
-          f"encoder {enc0}..{enc1}, photo {'yes' if parcel.photo else 'no'}, "
-          f"simulated threats: {threats}", flush=True)
+def print_verdict(parcel: Parcel, verdict: Verdict) -> None:
+    truth = ", ".join(parcel.truth_labels) or "none"
+    found = f" ({verdict.reason})" if verdict.reason else ""
+    print(f"parcel {parcel.id}: {verdict.action.value}{found}; {parcel.shape[1]} lines, "
+          f"simulated threats: {truth}", flush=True)
+
+

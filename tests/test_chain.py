@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from edge.capture import capture_flatfield
 from edge.config import SimScannerConfig
 from edge.imaging.correct import correct
-from edge.pipeline import capture_flatfield
 from edge.scanner.parcels import Canvas
 from edge.scanner.sim import SimScanner
 from edge.scanner.solids import Item, extrude, project, rectangle, rotation

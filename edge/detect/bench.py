@@ -4,6 +4,7 @@ candidate sets. Prints figures; asserts nothing. (torchvision joins the race in
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -113,3 +114,30 @@ def bench_stages(model_path, image: np.ndarray, repeats: int = 10) -> dict:
             "pre_ms": round(pre_ms, 3), "session_run_ms": round(run_ms, 3),
             "post_ms": round(post_ms, 3),
             "pre_post_share_of_run": round((pre_ms + post_ms) / run_ms, 4)}
+
+
+def bench_models(paths, batches=(1, 2), repeats: int = 20, threads: int = 2) -> dict:
+    """Bare session-run latency of several models at their deployed input size, measured in
+    one run, rounds interleaved so background load falls on all of them alike (median ms)."""
+    from edge.detect.model import Detector
+
+    dets = [Detector(p, threads=threads) for p in paths]
+    times: dict[tuple[int, int], list[float]] = {(i, b): [] for i in range(len(dets))
+                                                 for b in batches}
+    inputs = {(i, b): np.random.default_rng(0).uniform(
+        0, 1, (b, 3, *d.info.input_size)).astype(np.float32)
+        for i, d in enumerate(dets) for b in batches}
+    for _ in range(repeats):
+        for (i, b), samples in times.items():
+            start = time.perf_counter()
+            dets[i].raw(inputs[i, b])
+            samples.append((time.perf_counter() - start) * 1000)
+    rows = []
+    for i, d in enumerate(dets):
+        row = {"model": str(paths[i]), "version": d.info.version,
+               "input": list(d.info.input_size),
+               "size_mb": round(os.path.getsize(paths[i]) / 1e6, 2)}
+        for b in batches:
+            row[f"batch{b}_ms"] = round(float(np.median(times[i, b])), 2)
+        rows.append(row)
+    return {"threads": threads, "repeats": repeats, "rows": rows}

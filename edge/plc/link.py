@@ -44,11 +44,12 @@ class PlcLink:
 
     def __init__(self, url: str, baudrate: int = 115_200, ack_timeout_s: float = 0.05,
                  max_attempts: int = 5, heartbeat_s: float = 0.1,
-                 on_lost: Callable[[Divert], None] | None = None):
+                 on_lost: Callable[[Divert], None] | None = None,
+                 on_sent: Callable[[Divert, float], None] | None = None):
         self.url, self.baudrate = url, baudrate
         self.ack_timeout_s, self.max_attempts, self.heartbeat_s = (ack_timeout_s, max_attempts,
                                                                    heartbeat_s)
-        self.on_lost = on_lost
+        self.on_lost, self.on_sent = on_lost, on_sent  # on_sent: first transmission, time
         self.stats = LinkStats()
         self._seq = 0
         self._pending: dict[int, Pending] = {}
@@ -143,6 +144,8 @@ class PlcLink:
                 self._handle(frame)
 
     def _handle(self, frame: Frame) -> None:
+        if frame.kind == Kind.NAK and frame.payload[1:2] == bytes([frames.NakReason.BUSY]):
+            return  # a busy PLC gets the command again after the ACK timeout
         if frame.kind in (Kind.ACK, Kind.NAK) and frame.payload:
             with self._lock:
                 done = self._pending.pop(frame.payload[0], None)
@@ -173,6 +176,8 @@ class PlcLink:
                 else:
                     self.stats.sent += 1
                 self._write(Frame(p.seq, Kind.DIVERT, p.divert.pack()).encode())
+                if p.attempts == 1 and self.on_sent:
+                    self.on_sent(p.divert, time.monotonic())
             for command in lost:
                 self.stats.lost.append(command.parcel_id)
                 if self.on_lost:

@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.capture import capture_flatfield
 from edge.config import EdgeConfig
 from edge.imaging.correct import correct
 from edge.imaging.render import render_colour, render_grey
-from edge.pipeline import capture_flatfield
 from edge.scanner.camera import open_camera
 from edge.scanner.materials import ratio_boundaries
 from edge.scanner.phantoms import THREAT_CLASSES

@@ -118,6 +118,11 @@ class SimScanner:
     def encoder(self, lines: np.ndarray) -> np.ndarray:
         return np.floor(self.belt_mm(lines) * self.config.encoder_counts_per_mm).astype(np.int64)
 
+    def encoder_now(self) -> int:
+        """Encoder count of the belt at this instant (the clock the PLC's diverter runs on)."""
+        line = (time.monotonic() - self.t0) * self.config.line_rate_hz
+        return int(self.encoder(np.array([max(line, 0.0)]))[0])
+
     def time_of(self, lines: np.ndarray) -> np.ndarray:
         return self.t0 + np.asarray(lines, dtype=np.float64) / self.config.line_rate_hz
 

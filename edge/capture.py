@@ -1,0 +1,97 @@
+"""Capture helpers: flat-field tables for the scanner, and parcels named by the top camera.
+
+Shared by the live loop (``edge.pipeline``), the dataset writer and the calibration command.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edge.config import EdgeConfig
+from edge.imaging.barcode import read_label
+from edge.imaging.correct import FlatField
+from edge.imaging.segment import Segment
+from edge.scanner.phantoms import THREAT_CLASSES
+from edge.scanner.sim import SimScanner
+from edge.types import Detections, Parcel, Photo
+
+FLATFIELD_FILE = "flatfield.npz"
+
+
+def open_scanner(config: EdgeConfig) -> SimScanner:
+    return SimScanner(config.scanner)
+
+
+def flatfield_path(config: EdgeConfig) -> Path:
+    return Path(config.calibration_dir) / FLATFIELD_FILE
+
+
+def capture_flatfield(scanner: SimScanner, lines: int = 512) -> FlatField:
+    dark = scanner.capture_calibration(lines, source_on=False)
+    air = scanner.capture_calibration(lines, source_on=True)
+    return FlatField.from_lines(dark.hi, dark.lo, air.hi, air.lo)
+
+
+def calibrate_flatfield(config: EdgeConfig, lines: int = 512, out: Path | None = None) -> Path:
+    """Capture dark (source off) and air (empty belt) lines and write the correction tables."""
+    path = Path(out) if out else flatfield_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    capture_flatfield(open_scanner(config), lines).save(path)
+    return path
+
+
+def load_or_capture_flatfield(config: EdgeConfig, scanner: SimScanner,
+                              log: Callable[[str], None] = print) -> FlatField:
+    """The stored tables when they fit this scanner, else a fresh capture (as scanners do at
+    power-up on an empty belt)."""
+    path = flatfield_path(config)
+    if path.exists():
+        try:
+            flat = FlatField.load(path)
+            if flat.dark_hi.shape[0] == config.scanner.n_pixels:
+                return flat
+            log(f"{path} is for {flat.dark_hi.shape[0]} pixels, scanner has "
+                f"{config.scanner.n_pixels}: recalibrating")
+        except ValueError as exc:
+            log(f"{exc}: recalibrating")
+    else:
+        log(f"no {path}: calibrating dark and air on the empty belt")
+    return capture_flatfield(scanner)
+
+
+class PhotoMatcher:
+    """Names parcels by the label read from the top camera's photo of them.
+
+    A photo taken when a parcel's leading edge passed the camera belongs to the parcel whose
+    scan starts ``offset_counts`` encoder counts later."""
+
+    def __init__(self, offset_counts: int, tolerance_counts: int):
+        self.offset = offset_counts
+        self.tolerance = tolerance_counts
+        self.photos: deque[tuple[Photo, str | None]] = deque(maxlen=256)
+
+    def add(self, photo: Photo) -> None:
+        self.photos.append((photo, read_label(photo.image)))
+
+    def match(self, encoder_start: int, encoder_end: int) -> tuple[Photo | None, str | None]:
+        for photo, label in list(self.photos):
+            lead = photo.encoder + self.offset
+            if encoder_start - self.tolerance <= lead <= encoder_end:
+                self.photos.remove((photo, label))
+                return photo, label
+        return None, None
+
+
+def to_parcel(seg: Segment, seq: int, scanner: SimScanner, matcher: PhotoMatcher) -> Parcel:
+    photo, label = matcher.match(int(seg.encoder[0]), int(seg.encoder[-1]))
+    truths = scanner.truth(seg.start_line, seg.hi.shape[1])
+    boxes = [t.boxes for t in truths]
+    labels = [lab for t in truths for lab in t.labels]
+    truth = Detections(np.concatenate(boxes) if boxes else np.zeros((0, 4)),
+                       np.ones(len(labels)), [THREAT_CLASSES.index(lab) for lab in labels])
+    return Parcel(label or f"UNREAD{seq:06d}", seq, seg.hi, seg.lo, seg.encoder, seg.t,
+                  photo=photo, truth=truth, truth_labels=labels)

@@ -1,0 +1,83 @@
+"""Every parcel's fate, kept in one place so that none is lost and none is decided twice.
+
+A parcel is opened when segmentation cuts it, with the time by which its verdict must be out.
+The first verdict to settle it wins: the detector's, or ``uninspected`` from the deadline
+watcher, the overload path or a detector fault (fail closed). Anything still open at its
+deadline is handed to the watcher; anything still open at shutdown is reported, not dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.types import Action, Detections, Parcel, Verdict
+
+
+@dataclass
+class Entry:
+    parcel: Parcel
+    deadline: float                 # monotonic seconds: verdict out by then
+    divert_encoder: int             # encoder count when the leading edge reaches the diverter
+    verdict: Verdict | None = None
+    settled_at: float | None = None
+    sent_at: float | None = None    # divert frame first written to the line
+
+
+@dataclass
+class Ledger:
+    entries: dict[int, Entry] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def open(self, parcel: Parcel, deadline: float, divert_encoder: int) -> Entry:
+        with self._lock:
+            if parcel.seq in self.entries:
+                raise ValueError(f"parcel seq {parcel.seq} ({parcel.id}) opened twice")
+            entry = self.entries[parcel.seq] = Entry(parcel, deadline, divert_encoder)
+            return entry
+
+    def settle(self, seq: int, verdict: Verdict, now: float) -> Entry | None:
+        """Record ``verdict`` unless the parcel already has one; returns the entry if it won."""
+        with self._lock:
+            entry = self.entries[seq]
+            if entry.verdict is not None:
+                return None
+            entry.verdict, entry.settled_at = verdict, now
+            return entry
+
+    def is_open(self, seq: int) -> bool:
+        with self._lock:
+            return self.entries[seq].verdict is None
+
+    def overdue(self, now: float) -> list[Entry]:
+        with self._lock:
+            return [e for e in self.entries.values() if e.verdict is None and e.deadline <= now]
+
+    def open_entries(self) -> list[Entry]:
+        with self._lock:
+            return [e for e in self.entries.values() if e.verdict is None]
+
+    def mark_sent(self, parcel_id: str, now: float) -> None:
+        with self._lock:
+            for e in reversed(self.entries.values()):
+                if e.parcel.id == parcel_id and e.sent_at is None:
+                    e.sent_at = now
+                    return
+
+    def snapshot(self) -> list[Entry]:
+        with self._lock:
+            return list(self.entries.values())
+
+
+def uninspected(parcel: Parcel, reason: str) -> Verdict:
+    return Verdict(parcel.id, Action.UNINSPECTED, Detections.empty(), reason=reason)
+
+
+def percentiles_ms(seconds: list[float]) -> dict[str, float | None]:
+    if not seconds:
+        return {"p50": None, "p99": None, "max": None}
+    ms = np.asarray(seconds) * 1000
+    return {"p50": round(float(np.percentile(ms, 50)), 1),
+            "p99": round(float(np.percentile(ms, 99)), 1), "max": round(float(ms.max()), 1)}
