@@ -202,7 +202,7 @@ class PipelineConfig(Section):
     """Threads and queues of the live loop."""
 
     detector: Literal["model", "ground-truth"] = Field(
-        "model", description="model: the ONNX detector; ground-truth: a stand-in that reports "
+        "ground-truth", description="model: the ONNX detector; ground-truth: a stand-in that reports "
         "the simulator's own threat boxes (for testing the loop without a model).")
     queue: int = Field(8, ge=1, le=256, description="Parcels waiting for the detector; a parcel "
                        "that finds the queue full is diverted uninspected, never dropped.")
