@@ -60,7 +60,7 @@ class Hub:
 
     def __init__(self, config: EdgeConfig, detector=None, link=None, plc=None,
                  log: Callable[[str], None] = print, show: Callable[[Parcel, Verdict], None]
-                 | None = None):
+                 | None = None, plc_options: dict | None = None):
         self.config, self.log = config, log
         self.scanner = open_scanner(config)
         self.flat = load_or_capture_flatfield(config, self.scanner, log)
@@ -74,7 +74,7 @@ class Hub:
         self.policy = Policy.from_config(config, self.detector.classes)
         self.plc = plc
         if link is None and config.plc.type != "none":
-            self.plc, link = open_plc(config, self.scanner, self.plc)
+            self.plc, link = open_plc(config, self.scanner, self.plc, **(plc_options or {}))
         self.link = link
         if link is not None and hasattr(link, "on_sent"):
             link.on_sent = lambda divert, t: self.ledger.mark_sent(divert.parcel_id, t)
@@ -99,8 +99,8 @@ class Hub:
         return self.ledger.open(parcel, deadline, divert_at)
 
     def _capture_once(self, seq: int) -> int:
+        block = self.scanner.read()   # the scanner's own time (and real-time pacing) not ours
         started = time.monotonic()
-        block = self.scanner.read()
         for arrival in self.scanner.poll_arrivals():
             self.matcher.add(self.camera.photograph(arrival.parcel_id, arrival.size_mm[:2],
                                                     arrival.kind, arrival.t, arrival.encoder))
@@ -163,7 +163,7 @@ class Hub:
 
     # --- run ------------------------------------------------------------------------------
 
-    def run(self, duration_s: float | None = None) -> dict:
+    def run(self, duration_s: float | None = None, stop_plc: bool = True) -> dict:
         workers = [threading.Thread(target=self._work, daemon=True, name=f"detect-{k}")
                    for k in range(self.config.pipeline.workers)]
         watcher = threading.Thread(target=self._watch, daemon=True, name="deadlines")
@@ -184,7 +184,7 @@ class Hub:
         summary = self.summary(time.monotonic() - started)
         if self.link is not None:
             self.link.stop()
-        if self.plc is not None and hasattr(self.plc, "stop"):
+        if stop_plc and self.plc is not None and hasattr(self.plc, "stop"):
             self.plc.stop()
         return summary
 
@@ -243,13 +243,14 @@ class Hub:
         }
 
 
-def open_plc(config: EdgeConfig, scanner: SimScanner, plc=None):
-    """(simulated PLC or None, host link) for ``config.plc``."""
+def open_plc(config: EdgeConfig, scanner: SimScanner, plc=None, **sim_options):
+    """(simulated PLC or None, host link) for ``config.plc``; ``sim_options`` go to SimPlc
+    (its fault injection: corrupt, noise, drop_acks, ack_delay_s)."""
     cfg = config.plc
     if cfg.type == "sim":
         from edge.plc.sim import SimPlc
         plc = plc or SimPlc(scanner.encoder_now,
-                            counts_per_mm=config.scanner.encoder_counts_per_mm)
+                            counts_per_mm=config.scanner.encoder_counts_per_mm, **sim_options)
         if not plc.path:
             plc.start()  # its pseudo-terminal exists from here on
         port = plc.path

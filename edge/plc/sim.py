@@ -41,6 +41,8 @@ class SimStats:
     watchdog_trips: int = 0
     watchdog_tripped: bool = False  # now: every arriving parcel is diverted (fail closed)
     heartbeats_received: int = 0
+    corrupted: int = 0  # DIVERTs lost on the wire (``corrupt``): as if their CRC had failed
+    noise_bursts: int = 0  # garbage written ahead of a frame (``noise``)
 
 
 class SimPlc:
@@ -49,7 +51,7 @@ class SimPlc:
     def __init__(self, encoder_now: Callable[[], int], *, counts_per_mm: float,
                  watchdog_s: float = 0.5, heartbeat_s: float = 0.1, remember: int = 64,
                  tolerance_mm: float = 60.0, ack_delay_s: float = 0.0, drop_acks: float = 0.0,
-                 seed: int = 0):
+                 corrupt: float = 0.0, noise: float = 0.0, seed: int = 0):
         for name, value, ok, rule in [
             ("counts_per_mm", counts_per_mm, counts_per_mm > 0, "> 0"),
             ("watchdog_s", watchdog_s, watchdog_s > 0, "> 0"),
@@ -58,6 +60,8 @@ class SimPlc:
             ("tolerance_mm", tolerance_mm, tolerance_mm >= 0, ">= 0"),
             ("ack_delay_s", ack_delay_s, ack_delay_s >= 0, ">= 0"),
             ("drop_acks", drop_acks, 0 <= drop_acks <= 1, "in [0, 1]"),
+            ("corrupt", corrupt, 0 <= corrupt <= 1, "in [0, 1]"),
+            ("noise", noise, 0 <= noise <= 1, "in [0, 1]"),
         ]:
             if not ok:
                 raise ValueError(f"{name} must be {rule}, got {value!r}")
@@ -65,6 +69,7 @@ class SimPlc:
         self.watchdog_s, self.heartbeat_s = watchdog_s, heartbeat_s
         self.tolerance = round(tolerance_mm * counts_per_mm)  # counts
         self.ack_delay_s, self.drop_acks = ack_delay_s, drop_acks
+        self.corrupt, self.noise = corrupt, noise  # line faults, for fault-injection runs
         self.stats = SimStats()
         self.path = ""
         self._rng = random.Random(seed)
@@ -152,6 +157,9 @@ class SimPlc:
             self._on_divert(frame)
 
     def _on_divert(self, frame: Frame) -> None:
+        if self.corrupt and self._rng.random() < self.corrupt:
+            self.stats.corrupted += 1  # damaged on the wire: the decoder would drop it
+            return
         self.stats.diverts_received += 1
         try:
             command = Divert.unpack(frame.payload)
@@ -249,6 +257,10 @@ class SimPlc:
                        (time.monotonic() + delay, next(self._order), frame.encode()))
 
     def _write(self, data: bytes) -> None:
+        if self.noise and self._rng.random() < self.noise:
+            self.stats.noise_bursts += 1
+            garbage = bytes(self._rng.randrange(256) for _ in range(self._rng.randrange(1, 24)))
+            data = garbage + bytes([frames.STX]) + data  # a stray STX makes the host hunt
         try:
             os.write(self._master, data)
         except OSError:  # line full because no host reads it: a PLC does not wait

@@ -144,8 +144,10 @@ class SimScanner:
         self._next_start_mm = placed.end_mm(cfg.pitch_mm) + gap
         photo_mm = placed.start_mm - cfg.camera_offset_mm
         line = self.line_at_mm(max(photo_mm, 0.0))
-        self._arrivals.append((line, Arrival(parcel_id, float(self.time_of(line)),
-                                             int(self.encoder(np.array([line]))[0]),
+        # A parcel already past the photo-eye at power-up reports where its edge really was.
+        encoder = int(self.encoder(np.array([line]))[0]) if photo_mm >= 0 else \
+            int(np.floor(photo_mm * cfg.encoder_counts_per_mm))
+        self._arrivals.append((line, Arrival(parcel_id, float(self.time_of(line)), encoder,
                                              scene.size_mm, scene.kind)))
 
     def parcels(self) -> Iterator[Placed]:
