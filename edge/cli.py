@@ -61,6 +61,19 @@ def cmd_bench(args) -> int:
         return 0
     if args.what == "model":
         return _bench_model(args, config)
+    if args.what == "pipeline":
+        from edge.bench import bench_pipeline
+
+        result = bench_pipeline(args.config, args.speeds, args.seconds)
+        if args.json:
+            print(json.dumps(result))
+            return 0
+        print(f"live loop, {result['detector']}, {args.seconds:g} s per belt speed")
+        for row in result["rows"]:
+            print("  ".join(f"{k} {v}" for k, v in row.items()))
+        print(f"highest sustained belt speed: {result['highest_sustained_mm_s']} mm/s; "
+              f"peak memory {result['peak_rss_mb']} MB")
+        return 0
     from edge.detect.bench import bench_nms, bench_stages
 
     result = bench_nms()
@@ -179,12 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["sim", "post", "model"])
+    p.add_argument("what", choices=["sim", "post", "model", "pipeline"])
     p.add_argument("--parcels", type=int, default=20)
     p.add_argument("--json", action="store_true")
     p.add_argument("--model", type=Path, default=None, help="post: also time pre, session run "
                    "and post of this ONNX model on one parcel")
     p.add_argument("--image", type=Path, default=None, help="post: the parcel image to use")
+    p.add_argument("--speeds", type=float, nargs="+", default=[500, 1000, 1500, 2000, 2500],
+                   help="pipeline: belt speeds to try, mm/s")
+    p.add_argument("--seconds", type=float, default=12.0, help="pipeline: run time per speed")
     p.add_argument("--models", type=Path, nargs="+", default=None, help="model: ONNX files to "
                    "time side by side (default: the shipped INT8 model and its FP32 export)")
     p.set_defaults(func=cmd_bench)

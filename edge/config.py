@@ -202,8 +202,8 @@ class PipelineConfig(Section):
     """Threads and queues of the live loop."""
 
     detector: Literal["model", "ground-truth"] = Field(
-        "ground-truth", description="model: the ONNX detector; ground-truth: a stand-in that reports "
-        "the simulator's own threat boxes (for testing the loop without a model).")
+        "ground-truth", description="model: the ONNX detector; ground-truth: a stand-in that "
+        "reports the simulator's own threat boxes (for testing the loop without a model).")
     queue: int = Field(8, ge=1, le=256, description="Parcels waiting for the detector; a parcel "
                        "that finds the queue full is diverted uninspected, never dropped.")
     workers: int = Field(1, ge=1, le=8, description="Detector threads.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import queue
+import resource
 import threading
 import time
 from collections.abc import Callable
@@ -177,6 +178,7 @@ class Hub:
                 seq = self._capture_once(seq)
         except KeyboardInterrupt:
             pass
+        self.capture_s = time.monotonic() - started
         for _ in workers:
             self.queue.put(None)
         self._drain()
@@ -238,7 +240,10 @@ class Hub:
             "latency_ms": percentiles_ms(latencies),
             "detector": getattr(self.detector, "name", type(self.detector).__name__),
             "belt_speed_mm_s": self.config.scanner.belt_speed_mm_s,
-            "duration_s": round(elapsed_s, 2), "stages": self.stages.summary(),
+            "duration_s": round(elapsed_s, 2),
+            "capture_s": round(getattr(self, "capture_s", elapsed_s), 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "stages": self.stages.summary(),
             "plc": plc_report(self.link, self.plc),
         }
 
