@@ -24,6 +24,8 @@ from edge.scanner.phantoms import THREAT_CLASSES
 INPUT = 320
 PAD = 255
 MIN_VISIBLE = 0.6   # share of a box that must stay in a crop for it to remain a target
+HELD_HEIGHT = 400   # images are held in memory at this height: decoded once, cropped fast
+FOCUS = 0.7         # share of crops placed around a threat (a random crop often misses it)
 # Scanner set-ups the shards cycle through: (pixel pitch mm, pixels across the tunnel).
 SETUPS = ((1.0, 768), (1.5, 512), (0.8, 960), (1.0, 768))
 
@@ -110,16 +112,33 @@ def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def _start(rng, extent: int, size: int, lo: float | None = None, hi: float | None = None):
+    """A crop start along one axis: anywhere, or so that [lo, hi] lies inside the crop."""
+    first, last = min(0, extent - size), max(0, extent - size)
+    if lo is not None:
+        first, last = max(first, int(np.ceil(hi)) - size), min(last, int(lo))
+        if first > last:   # the object is larger than the crop: centre on it
+            return int(round((lo + hi - size) / 2))
+    return int(rng.integers(first, last + 1))
+
+
 def crop(img: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.random.Generator,
-         size: int = INPUT, zoom: tuple[float, float] = (0.55, 1.8)):
-    """Random-zoom square crop, white padded; boxes cut below MIN_VISIBLE are dropped."""
+         size: int = INPUT, zoom: tuple[float, float] = (0.55, 1.8), base: float | None = None,
+         focus: float = 0.0):
+    """Random-zoom square crop, white padded; boxes cut below MIN_VISIBLE are dropped.
+
+    ``base`` is the scale at which the runtime would see this image (height fills the input);
+    with probability ``focus`` the crop is placed around one of the boxes."""
     h, w = img.shape[:2]
-    scale = size / h * float(np.exp(rng.uniform(*np.log(zoom))))
+    scale = (size / h if base is None else base) * float(np.exp(rng.uniform(*np.log(zoom))))
     sw, sh = max(int(round(w * scale)), 1), max(int(round(h * scale)), 1)
     img = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1
                      else cv2.INTER_LINEAR)
-    x0 = int(rng.integers(min(0, sw - size), max(0, sw - size) + 1))
-    y0 = int(rng.integers(min(0, sh - size), max(0, sh - size) + 1))
+    if len(boxes) and rng.random() < focus:
+        bx = boxes[int(rng.integers(len(boxes)))] * scale
+        x0, y0 = _start(rng, sw, size, bx[0], bx[2]), _start(rng, sh, size, bx[1], bx[3])
+    else:
+        x0, y0 = _start(rng, sw, size), _start(rng, sh, size)
     canvas = np.full((size, size, 3), PAD, np.uint8)
     sx, sy = max(x0, 0), max(y0, 0)
     part = img[sy:sy + size, sx:sx + size]
@@ -148,17 +167,35 @@ def flip_rotate(img, boxes, rng):
 
 
 class TrainSet(torch.utils.data.Dataset):
-    def __init__(self, records: list[Record], seed: int, size: int = INPUT):
+    """Training samples: every image decoded once and held at HELD_HEIGHT (data loader
+    processes share it by fork), then cut, zoomed, turned and repainted per epoch."""
+
+    def __init__(self, records: list[Record], seed: int, size: int = INPUT,
+                 progress: bool = False):
         self.records, self.seed, self.size, self.epoch = records, seed, size, 0
+        self.images, self.shrink = [], []
+        items = records
+        if progress:
+            from tqdm import tqdm
+            items = tqdm(records, desc="decode", mininterval=10)
+        for r in items:
+            img = read_bgr(r.path)
+            f = min(1.0, HELD_HEIGHT / img.shape[0])
+            if f < 1:
+                img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+            self.images.append(img)
+            self.shrink.append(f)
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, i: int):
         rng = np.random.default_rng((self.seed, self.epoch, i))
-        r = self.records[i]
-        img = read_bgr(r.path)
-        img, boxes, classes = crop(img, r.boxes, r.classes, rng, self.size)
+        r, img, f = self.records[i], self.images[i], self.shrink[i]
+        # The runtime scales the original height to the input: the same here, from the copy.
+        base = self.size / (img.shape[0] / f) / f
+        img, boxes, classes = crop(img, r.boxes * f, r.classes, rng, self.size, base=base,
+                                   focus=FOCUS)
         img, boxes = flip_rotate(img, boxes, rng)
         img = photometric(img, rng)
         tensor = torch.from_numpy(img.transpose(2, 0, 1).copy()).float().div_(255.0)

@@ -2,8 +2,8 @@
 
 Assignment is centre sampling on the level that fits a box's size (FCOS), with the nearest
 cell as a fallback so thin and tiny objects (a razor blade edge-on) always get a positive.
-Classification uses quality focal loss: a positive cell's target is the IoU its own box reaches,
-so scores rank boxes by how well they fit, which is what NMS and mAP reward.
+Classification uses quality focal loss: a positive cell's target rises with the IoU its own box
+reaches, so scores rank boxes by how well they fit, which is what NMS and mAP reward.
 """
 
 from __future__ import annotations
@@ -101,7 +101,9 @@ def detection_loss(pred: torch.Tensor, gt_boxes: torch.Tensor, gt_classes: torch
         tltrb = torch.cat([c[0, ci] - tb[:, :2], tb[:, 2:] - c[0, ci]], -1) / s[0, ci]
         l1 = (ltrb[bi, ci] - tltrb.clamp(min=0)).abs().sum(-1)
         box_loss = ((1 - giou) + 0.1 * l1).sum() / n_pos
-        target[bi, ci, gt_classes[bi, gi]] = iou.detach().clamp(min=0.05)
+        # Half the target is the box's quality, half is a firm 'this is an object': from
+        # scratch, IoU alone starts near zero and starves the classifier of signal.
+        target[bi, ci, gt_classes[bi, gi]] = 0.5 + 0.5 * iou.detach().clamp(min=0)
     prob = logits.sigmoid()
     qfl = F.binary_cross_entropy_with_logits(logits, target, reduction="none") \
         * (prob - target).abs().pow(2)

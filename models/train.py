@@ -87,7 +87,7 @@ def parse(argv):
     p.add_argument("--test-parcels", type=int, default=300)
     p.add_argument("--real", type=Path, nargs="*", default=[],
                    help="labelled real scans to mix in (COCO json, VOC or YOLO folders)")
-    p.add_argument("--epochs", type=int, default=9)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     model = ParcelNet(len(THREAT_CLASSES)).to(device)
     ema = Ema(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
-    dataset = data.TrainSet(train, args.seed)
+    dataset = data.TrainSet(train, args.seed, progress=True)
     per_epoch = len(dataset) // args.batch
     total = per_epoch * args.epochs
     args.out.mkdir(parents=True, exist_ok=True)
