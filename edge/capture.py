@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError
 from pathlib import Path
 
 import numpy as np
@@ -67,22 +68,31 @@ class PhotoMatcher:
     """Names parcels by the label read from the top camera's photo of them.
 
     A photo taken when a parcel's leading edge passed the camera belongs to the parcel whose
-    scan starts ``offset_counts`` encoder counts later."""
+    scan starts ``offset_counts`` encoder counts later. Labels are read on a thread of their
+    own: an unreadable photo can take a second to give up on, and the capture loop must not
+    wait for it. The camera sits upstream, so the label is normally read long before the
+    parcel has been scanned; ``match`` waits at most ``wait_s`` for one still being read."""
 
-    def __init__(self, offset_counts: int, tolerance_counts: int):
+    def __init__(self, offset_counts: int, tolerance_counts: int, wait_s: float = 0.2):
         self.offset = offset_counts
         self.tolerance = tolerance_counts
-        self.photos: deque[tuple[Photo, str | None]] = deque(maxlen=256)
+        self.wait_s = wait_s
+        self.photos: deque[tuple[Photo, Future]] = deque(maxlen=256)
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="labels")
 
     def add(self, photo: Photo) -> None:
-        self.photos.append((photo, read_label(photo.image)))
+        self.photos.append((photo, self._reader.submit(read_label, photo.image)))
 
     def match(self, encoder_start: int, encoder_end: int) -> tuple[Photo | None, str | None]:
-        for photo, label in list(self.photos):
+        for item in list(self.photos):
+            photo, label = item
             lead = photo.encoder + self.offset
             if encoder_start - self.tolerance <= lead <= encoder_end:
-                self.photos.remove((photo, label))
-                return photo, label
+                self.photos.remove(item)
+                try:
+                    return photo, label.result(timeout=self.wait_s)
+                except TimeoutError:
+                    return photo, None   # named by sequence; the photo stays attached
         return None, None
 
 
