@@ -178,6 +178,34 @@ class DecisionConfig(Section):
         "thresholds.json, which beats detector.score_threshold.")
 
 
+BLOCK_REGISTERS = 8  # encoder (4), lane, counter, CRC-32 of the parcel ID (2)
+
+
+class ModbusMap(Section):
+    """Where the PLC expects divert commands and the watchdog (0-based Modbus addresses)."""
+
+
+    unit: int = Field(1, ge=1, le=247, title="Unit", description="Modbus slave id of the PLC.")
+    mode: Literal["register", "coil"] = Field(
+        "register", title="Handshake", description="register: the PLC's write response confirms "
+        "a command; coil: the host then sets `coil_address` and the PLC confirms by clearing it.")
+    address: int = Field(0, ge=0, le=65536 - BLOCK_REGISTERS, title="Command block",
+                         description=f"First of the {BLOCK_REGISTERS} holding registers of the "
+                         "command block.")
+    coil_address: int = Field(0, ge=0, le=65535, title="Command coil",
+                              description="Coil set per command in coil mode.")
+    heartbeat_address: int = Field(16, ge=0, le=65535, title="Watchdog register",
+                                   description="Holding register the host increments every "
+                                   "heartbeat; the PLC fails closed when it stops changing.")
+
+    @model_validator(mode="after")
+    def _watchdog_outside_block(self) -> ModbusMap:
+        if self.address <= self.heartbeat_address < self.address + BLOCK_REGISTERS:
+            raise ValueError(f"heartbeat_address {self.heartbeat_address} lies inside the "
+                             f"command block {self.address}..{self.address + BLOCK_REGISTERS - 1}")
+        return self
+
+
 class PlcConfig(Section):
     """The belt PLC link and the belt geometry behind the scanner."""
 
@@ -187,6 +215,8 @@ class PlcConfig(Section):
         "are only printed).")
     port: str = Field("", description="Serial port (or pyserial URL) for serial and modbus.")
     baudrate: int = Field(115_200, ge=1200, le=4_000_000)
+    modbus: ModbusMap = Field(default_factory=ModbusMap, description="Register map for "
+                              "type modbus (docs/modbus.md).")
     ack_timeout_s: float = Field(0.05, gt=0, le=5)
     max_attempts: int = Field(5, ge=1, le=50)
     heartbeat_s: float = Field(0.1, gt=0, le=5)

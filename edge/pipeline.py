@@ -261,7 +261,8 @@ def open_plc(config: EdgeConfig, scanner: SimScanner, plc=None, **sim_options):
         port = plc.path
     elif cfg.type == "modbus":
         from edge.plc.modbus import ModbusDivertLink
-        return None, ModbusDivertLink(cfg.port, baudrate=cfg.baudrate)
+        return None, ModbusDivertLink(cfg.port, cfg.modbus, baudrate=cfg.baudrate,
+                                      max_attempts=cfg.max_attempts, heartbeat_s=cfg.heartbeat_s)
     else:
         port = cfg.port
     return plc, PlcLink(port, cfg.baudrate, cfg.ack_timeout_s, cfg.max_attempts, cfg.heartbeat_s)

@@ -17,43 +17,15 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymodbus.client import ModbusSerialClient
 from pymodbus.exceptions import ModbusException
 
+from edge.config import BLOCK_REGISTERS, ModbusMap
 from edge.plc.frames import MAX_ID, Divert
 from edge.plc.link import LinkStats
 
-BLOCK_REGISTERS = 8  # encoder (4), lane, counter, CRC-32 of the parcel ID (2)
 RECONNECT_PAUSE_S = 0.1  # between attempts to reopen a vanished port
-
-
-class ModbusMap(BaseModel):
-    """Where the PLC expects divert commands and the watchdog (0-based Modbus addresses)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    unit: int = Field(1, ge=1, le=247, title="Unit", description="Modbus slave id of the PLC.")
-    mode: Literal["register", "coil"] = Field(
-        "register", title="Handshake", description="register: the PLC's write response confirms "
-        "a command; coil: the host then sets `coil_address` and the PLC confirms by clearing it.")
-    address: int = Field(0, ge=0, le=65536 - BLOCK_REGISTERS, title="Command block",
-                         description=f"First of the {BLOCK_REGISTERS} holding registers of the "
-                         "command block.")
-    coil_address: int = Field(0, ge=0, le=65535, title="Command coil",
-                              description="Coil set per command in coil mode.")
-    heartbeat_address: int = Field(16, ge=0, le=65535, title="Watchdog register",
-                                   description="Holding register the host increments every "
-                                   "heartbeat; the PLC fails closed when it stops changing.")
-
-    @model_validator(mode="after")
-    def _watchdog_outside_block(self) -> ModbusMap:
-        if self.address <= self.heartbeat_address < self.address + BLOCK_REGISTERS:
-            raise ValueError(f"heartbeat_address {self.heartbeat_address} lies inside the "
-                             f"command block {self.address}..{self.address + BLOCK_REGISTERS - 1}")
-        return self
 
 
 def command_registers(command: Divert, counter: int) -> list[int]:
