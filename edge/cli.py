@@ -160,10 +160,14 @@ def _unit_interval(text: str) -> float:
 
 
 def cmd_run(args) -> int:
-    from edge.pipeline import run
+    from edge.pipeline import StartError, run
 
     config = _config(args)
-    return run(config, duration_s=args.duration, summary_path=args.summary)
+    try:
+        return run(config, duration_s=args.duration, summary_path=args.summary)
+    except StartError as exc:
+        print(f"edge: cannot start: {exc}", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -281,9 +281,17 @@ def plc_report(link, plc) -> dict:
     return out
 
 
+class StartError(RuntimeError):
+    """The line could not be built (no model, a bad model, a bad threshold table)."""
+
+
 def run(config: EdgeConfig, duration_s: float | None = None, summary_path: Path | None = None,
         **kwargs) -> int:
-    hub = Hub(config, **kwargs)
+    from edge.detect.model import ModelError
+    try:
+        hub = Hub(config, **kwargs)
+    except (ModelError, ValueError) as exc:
+        raise StartError(str(exc)) from exc
     hub.log(f"detector: {getattr(hub.detector, 'name', '?')}; PLC: {config.plc.type}")
     summary = hub.run(duration_s)
     if summary_path:

@@ -62,3 +62,14 @@ def test_calibrate_then_run(tmp_path):
     assert report["missed_threats"] == 0 and report["lost_commands"] == 0
     assert "ground-truth stand-in" in report["detector"]
     assert "calibrating" not in result.stdout  # the stored tables were used
+
+
+def test_run_without_its_model_refuses_to_start(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "run", "--duration", "1"], capture_output=True,
+        text=True, timeout=120, env={**os.environ, "EDGE_PIPELINE__DETECTOR": "model",
+                                     "EDGE_DETECTOR__MODEL": str(tmp_path / "none.onnx"),
+                                     "EDGE_CALIBRATION_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "cannot start: model file not found" in result.stderr
+    assert "parcel " not in result.stdout
