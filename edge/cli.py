@@ -143,7 +143,8 @@ def cmd_detect(args) -> int:
         return 2
     conf = config.detector.score_threshold if args.conf is None else args.conf
     failed = 0
-    for result in detect_files(detector, args.paths, conf, config.detector.iou_threshold):
+    for result in detect_files(detector, args.paths, conf, config.detector.iou_threshold,
+                               config.detector.box_voting):
         failed += "error" in result
         print(json.dumps(result) if args.json else describe(result), flush=True)
     return 1 if failed else 0

@@ -159,6 +159,8 @@ class DetectorConfig(Section):
     score_threshold: float = Field(0.25, ge=0, le=1, description="Default per-class score "
                                    "threshold, before calibration tables.")
     iou_threshold: float = Field(0.5, ge=0, le=1, description="IoU above which NMS suppresses.")
+    box_voting: bool = Field(False, description="Refine each kept box as the score-weighted "
+                             "mean of the boxes NMS suppressed into it (weighted box fusion).")
 
 
 Act = Literal["divert", "alarm", "ignore"]

@@ -8,6 +8,7 @@ from hypothesis.extra.numpy import arrays
 
 from edge.detect.post import (
     batched_nms,
+    box_vote,
     decode,
     grid,
     merge_tiles,
@@ -172,3 +173,38 @@ def test_nms_benchmark_reports_peers_on_the_same_sets():
     for row in result["rows"]:
         assert row["edge_ms"] > 0 and row["opencv_ms"] > 0
         assert row["opencv_same_kept"], row  # same boxes kept: the race is fair
+
+
+def reference_vote(xyxy, scores, classes, kept, thr):
+    out = []
+    for k in kept:
+        members = [j for j in range(len(scores)) if j == k or (
+            classes[j] == classes[k]
+            and reference_iou([float(v) for v in xyxy[k]], [float(v) for v in xyxy[j]]) > thr)]
+        w = np.array([float(scores[j]) for j in members])
+        boxes = np.array([[float(v) for v in xyxy[j]] for j in members])
+        out.append((w[:, None] * boxes).sum(0) / max(w.sum(), 1e-12))
+    return np.array(out).reshape(-1, 4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(box_sets())
+def test_box_vote_matches_reference(case):
+    xyxy, scores, classes, thr = case
+    scores = np.maximum(scores, 0.1)
+    kept = batched_nms(xyxy, scores, classes, thr)
+    got = box_vote(xyxy, scores, classes, kept, thr)
+    np.testing.assert_allclose(got, reference_vote(xyxy, scores, classes, kept, thr),
+                               atol=1e-3)
+
+
+def test_box_vote_pulls_a_kept_box_towards_its_neighbours():
+    xyxy = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.9, 0.9, 0.8], np.float32)
+    classes = np.array([0, 0, 0])
+    kept = batched_nms(xyxy, scores, classes, 0.5)
+    assert kept.tolist() == [0, 2]
+    fused = box_vote(xyxy, scores, classes, kept, 0.5)
+    np.testing.assert_allclose(fused, [[1, 0, 11, 10], [50, 50, 60, 60]])
+    merged = merge_tiles([Detections(xyxy, scores, classes)], 0.5, vote=True)
+    np.testing.assert_allclose(merged.xyxy, fused)

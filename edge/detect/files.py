@@ -68,7 +68,7 @@ def detections_as_dicts(found: Detections, classes: Sequence[str]) -> list[dict]
 
 def detect_files(detector: Detector, paths: Iterable[Path | str],
                  conf: float | Sequence[float] = 0.25,
-                 iou_threshold: float = 0.5) -> Iterator[dict]:
+                 iou_threshold: float = 0.5, vote: bool = False) -> Iterator[dict]:
     """For each path, ``{"image", "detections"}`` or ``{"image", "error"}``, in order.
 
     Boxes are xyxy in that image's own pixels. Model faults (``ModelError``) still propagate:
@@ -77,7 +77,7 @@ def detect_files(detector: Detector, paths: Iterable[Path | str],
     for path in paths:
         try:
             image = read_scan(path)
-            found = detector.detect(image, conf, iou_threshold)
+            found = detector.detect(image, conf, iou_threshold, vote)
         except ValueError as exc:  # ScanReadError, or pixels as_bgr8 refuses
             yield {"image": str(path), "error": str(exc)}
             continue

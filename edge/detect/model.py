@@ -101,13 +101,13 @@ class Detector:
         return out
 
     def detect(self, image: np.ndarray, thresholds: float | Sequence[float] = 0.25,
-               iou_threshold: float = 0.5) -> Detections:
-        return detect_with(self.raw, self.info, image, thresholds, iou_threshold)
+               iou_threshold: float = 0.5, vote: bool = False) -> Detections:
+        return detect_with(self.raw, self.info, image, thresholds, iou_threshold, vote)
 
 
 def detect_with(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo, image: np.ndarray,
-                thresholds: float | Sequence[float] = 0.25, iou_threshold: float = 0.5
-                ) -> Detections:
+                thresholds: float | Sequence[float] = 0.25, iou_threshold: float = 0.5,
+                vote: bool = False) -> Detections:
     """Pre-process, run ``raw`` (any forward pass honouring the head contract: an onnxruntime
     session here, the torch network in training) and post-process, in ``image``'s pixels."""
     batch = prepare(image, info.input_size, info.mean, info.std, info.channel_order)
@@ -117,4 +117,4 @@ def detect_with(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo, image:
         boxes, scores = decode(tile, info.input_size, info.strides)
         found = select(boxes, scores, np.asarray(thresholds, np.float32))
         parts.append(to_parcel(found, -offset, batch.scale, batch.image_shape))
-    return merge_tiles(parts, iou_threshold)
+    return merge_tiles(parts, iou_threshold, vote)

@@ -52,6 +52,7 @@ class ModelDetector:
         self.boundaries = ratio_boundaries(config.scanner.low_kev, config.scanner.high_kev)
         self.thresholds = config.detector.score_threshold if thresholds is None else thresholds
         self.iou = config.detector.iou_threshold
+        self.vote = config.detector.box_voting
 
     def render(self, parcel: Parcel) -> np.ndarray:
         if self.mode == "grey":
@@ -59,4 +60,4 @@ class ModelDetector:
         return render_colour(parcel.hi, parcel.lo, self.boundaries)
 
     def __call__(self, parcel: Parcel) -> Detections:
-        return self.detector.detect(self.render(parcel), self.thresholds, self.iou)
+        return self.detector.detect(self.render(parcel), self.thresholds, self.iou, self.vote)

@@ -223,11 +223,41 @@ def to_parcel(det: Detections, offset_xy, scale: float, parcel_shape) -> Detecti
     return Detections(xyxy, det.score, det.class_id)
 
 
-def merge_tiles(parts: Sequence[Detections], iou_threshold: float) -> Detections:
+def box_vote(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, kept: np.ndarray,
+             iou_threshold: float) -> np.ndarray:
+    """Weighted box fusion after NMS: each kept box becomes the score-weighted mean of every
+    box of its class that overlaps it above the threshold (itself included). Returns the
+    refined [len(kept), 4] boxes; scores and classes stay those of the kept boxes."""
+    xyxy, scores, class_ids = _check_boxes(xyxy, scores, class_ids)
+    kept = np.asarray(kept, np.int64)
+    if len(kept) == 0:
+        return np.zeros((0, 4), np.float32)
+    span = float(xyxy[:, [0, 2]].max() - xyxy[:, [0, 2]].min()) + 1.0
+    _, dense = np.unique(class_ids, return_inverse=True)
+    shifted = xyxy.copy()
+    shifted[:, [0, 2]] += (dense.astype(np.float64) * 2 * span)[:, None]
+    i, j = pairs_between(shifted[kept], shifted, iou_threshold)
+    # A kept box always counts itself, even when its IoU with itself is not "above" 1.0.
+    i, j = np.concatenate([i, np.arange(len(kept))]), np.concatenate([j, kept])
+    unique = np.unique(i * len(xyxy) + j)
+    i, j = unique // len(xyxy), unique % len(xyxy)
+    w = scores[j]
+    total = np.bincount(i, w, minlength=len(kept))
+    fused = np.stack([np.bincount(i, w * xyxy[j, k], minlength=len(kept)) for k in range(4)], 1)
+    return (fused / np.maximum(total, 1e-12)[:, None]).astype(np.float32)
+
+
+def merge_tiles(parts: Sequence[Detections], iou_threshold: float,
+                vote: bool = False) -> Detections:
     """Join detections already mapped to parcel pixels from overlapping tiles, one per object:
     class-aware NMS over all of them (an object seen whole in one tile outranks its cut-off
-    copy in the next, whose IoU with it is high because tiles overlap by more than an object)."""
+    copy in the next, whose IoU with it is high because tiles overlap by more than an object).
+    ``vote`` refines each kept box by weighted box fusion (``box_vote``)."""
     merged = Detections.merge(list(parts))
     if len(merged) == 0:
         return merged
-    return merged[batched_nms(merged.xyxy, merged.score, merged.class_id, iou_threshold)]
+    kept = batched_nms(merged.xyxy, merged.score, merged.class_id, iou_threshold)
+    out = merged[kept]
+    if vote:
+        out.xyxy = box_vote(merged.xyxy, merged.score, merged.class_id, kept, iou_threshold)
+    return out
