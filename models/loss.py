@@ -91,7 +91,7 @@ def detection_loss(pred: torch.Tensor, gt_boxes: torch.Tensor, gt_classes: torch
     c = centres.unsqueeze(0)
     boxes = torch.cat([c - ltrb[..., :2] * s, c + ltrb[..., 2:] * s], -1)   # [B, N, 4]
     target = torch.zeros_like(logits)
-    box_loss = logits.new_zeros(())
+    box_loss = class_loss = logits.new_zeros(())
     if pos.any():
         bi, ci = torch.nonzero(pos, as_tuple=True)
         gi = owner[bi, ci]
@@ -104,10 +104,14 @@ def detection_loss(pred: torch.Tensor, gt_boxes: torch.Tensor, gt_classes: torch
         # Half the target is the box's quality, half is a firm 'this is an object': from
         # scratch, IoU alone starts near zero and starves the classifier of signal.
         target[bi, ci, gt_classes[bi, gi]] = 0.5 + 0.5 * iou.detach().clamp(min=0)
+        # The focal term barely pushes the wrong classes down where an object is (their
+        # probabilities are small, so their modulation is tiny): a softmax cross-entropy over
+        # the classes at positive cells teaches one class from another directly.
+        class_loss = F.cross_entropy(logits[bi, ci], gt_classes[bi, gi])
     prob = logits.sigmoid()
     qfl = F.binary_cross_entropy_with_logits(logits, target, reduction="none") \
         * (prob - target).abs().pow(2)
     cls_loss = qfl.sum() / n_pos
-    loss = cls_loss + 2.0 * box_loss
+    loss = cls_loss + 2.0 * box_loss + 0.5 * class_loss
     return loss, {"cls": float(cls_loss.detach()), "box": float(box_loss.detach()),
-                  "pos": float(n_pos)}
+                  "ce": float(class_loss.detach()), "pos": float(n_pos)}

@@ -169,7 +169,7 @@ def main(argv=None) -> int:
             ema.update(model)
             step += 1
             bar.set_postfix(loss=f"{loss.item():.3f}", cls=f"{parts['cls']:.3f}",
-                            box=f"{parts['box']:.3f}")
+                            box=f"{parts['box']:.3f}", ce=f"{parts['ce']:.3f}")
             if args.max_steps and step >= args.max_steps:
                 break
         scores = evaluate(torch_raw(ema.model, device), info, val)
