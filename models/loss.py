@@ -12,6 +12,7 @@ import torch
 from torch.nn import functional as F
 
 RADIUS = 2.5            # centre sampling radius, in strides
+TOP_K = 9               # cells per box under task-aligned assignment
 # Largest box side (input px) each level answers for; neighbours overlap by a factor of two.
 LEVEL_RANGE = {8: (0.0, 80.0), 16: (40.0, 160.0), 32: (80.0, 1e9)}
 
@@ -44,10 +45,13 @@ def box_iou_giou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 
 def assign(gt_boxes: torch.Tensor, gt_valid: torch.Tensor, centres: torch.Tensor,
-           strides: torch.Tensor) -> torch.Tensor:
+           strides: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
     """Index of the ground-truth box each cell answers for, -1 for background: [B, N].
 
     gt_boxes [B, M, 4] xyxy input pixels, gt_valid [B, M] bool (padding is False).
+    ``quality`` [B, N, M] (task alignment: how well each cell already predicts each box)
+    keeps, of each box's candidates, the TOP_K best aligned: for a thin object lying
+    diagonally most of its box is background, and the aligned cells are the ones on it.
     """
     b, m = gt_valid.shape
     if m == 0:
@@ -66,6 +70,14 @@ def assign(gt_boxes: torch.Tensor, gt_valid: torch.Tensor, centres: torch.Tensor
     fits = (side >= lo.view(1, -1, 1)) & (side <= hi.view(1, -1, 1))
     valid = gt_valid.unsqueeze(1)
     cand = inside & near & fits & valid
+    if quality is not None:
+        cand = inside & fits & valid   # alignment, not distance, picks among these
+        score = torch.where(cand, quality, torch.full_like(quality, -1.0))
+        k = min(TOP_K, score.shape[1])
+        top = score.topk(k, dim=1).indices                                  # [B, K, M]
+        chosen = torch.zeros_like(cand)
+        chosen.scatter_(1, top, True)
+        cand &= chosen
     # Fallback: a box with no candidate takes the cell nearest its centre on a level it fits.
     dist = (cx - gcx) ** 2 + (cy - gcy) ** 2 + (~fits) * 1e12
     nearest = dist.argmin(1)                                                # [B, M]
@@ -79,17 +91,30 @@ def assign(gt_boxes: torch.Tensor, gt_valid: torch.Tensor, centres: torch.Tensor
     return torch.where(torch.isfinite(best_area), best, torch.full_like(best, -1))
 
 
+def alignment(boxes: torch.Tensor, logits: torch.Tensor, gt_boxes: torch.Tensor,
+              gt_classes: torch.Tensor, alpha: float = 1.0, beta: float = 6.0) -> torch.Tensor:
+    """[B, N, M]: score of the box's class ** alpha * IoU with the box ** beta (TOOD)."""
+    with torch.no_grad():
+        iou, _ = box_iou_giou(boxes.unsqueeze(2), gt_boxes.unsqueeze(1))   # [B, N, M]
+        idx = gt_classes.unsqueeze(1).expand(-1, logits.shape[1], -1)
+        score = logits.sigmoid().gather(2, idx)                             # [B, N, M]
+        return score.pow(alpha) * iou.clamp(min=0).pow(beta)
+
+
 def detection_loss(pred: torch.Tensor, gt_boxes: torch.Tensor, gt_classes: torch.Tensor,
-                   gt_valid: torch.Tensor, centres: torch.Tensor, strides: torch.Tensor
-                   ) -> tuple[torch.Tensor, dict[str, float]]:
-    """pred [B, N, 4 + C] as the head emits it; gt_classes [B, M] long."""
+                   gt_valid: torch.Tensor, centres: torch.Tensor, strides: torch.Tensor,
+                   aligned: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
+    """pred [B, N, 4 + C] as the head emits it; gt_classes [B, M] long. ``aligned`` picks
+    positives by task alignment (``assign``) rather than by distance alone."""
     ltrb, logits = pred[..., :4], pred[..., 4:]
-    owner = assign(gt_boxes, gt_valid, centres, strides)                     # [B, N]
-    pos = owner >= 0
-    n_pos = max(int(pos.sum()), 1)
     s = strides.view(1, -1, 1)
     c = centres.unsqueeze(0)
     boxes = torch.cat([c - ltrb[..., :2] * s, c + ltrb[..., 2:] * s], -1)   # [B, N, 4]
+    quality = alignment(boxes, logits, gt_boxes, gt_classes) if aligned and \
+        gt_boxes.shape[1] else None
+    owner = assign(gt_boxes, gt_valid, centres, strides, quality)            # [B, N]
+    pos = owner >= 0
+    n_pos = max(int(pos.sum()), 1)
     target = torch.zeros_like(logits)
     box_loss = class_loss = logits.new_zeros(())
     if pos.any():

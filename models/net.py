@@ -36,7 +36,8 @@ def stage(c_in: int, c_out: int, blocks: int) -> nn.Sequential:
 
 class ParcelNet(nn.Module):
     def __init__(self, classes: int, width: tuple[int, ...] = (16, 32, 48, 96, 160),
-                 neck: int = 64, blocks: tuple[int, int, int, int] = (1, 1, 2, 2)):
+                 neck: int = 64, blocks: tuple[int, int, int, int] = (1, 1, 2, 2),
+                 decoupled: bool = False):
         super().__init__()
         self.classes = classes
         self.stem = conv(3, width[0], 2)
@@ -47,6 +48,10 @@ class ParcelNet(nn.Module):
         self.lateral = nn.ModuleList(conv(c, neck, k=1) for c in width[2:])
         self.smooth = nn.ModuleList(conv(neck, neck) for _ in STRIDES)
         self.tower = nn.Sequential(conv(neck, neck), conv(neck, neck))
+        # Classes and boxes from towers of their own: a shared tower lets the box loss shape
+        # the features first and slows class learning from scratch (YOLOX's decoupled head).
+        self.cls_tower = nn.Sequential(conv(neck, neck), conv(neck, neck)) if decoupled \
+            else None
         self.box = nn.Conv2d(neck, 4, 1)
         self.cls = nn.Conv2d(neck, classes, 1)
         # Start rare: every cell is background at first (focal-loss prior), boxes ~ 2 strides.
@@ -67,6 +72,7 @@ class ParcelNet(nn.Module):
         outs = []
         for p in self.levels(x):
             t = self.tower(p)
-            out = torch.cat([F.softplus(self.box(t)), self.cls(t)], 1)
+            c = self.cls_tower(p) if self.cls_tower is not None else t
+            out = torch.cat([F.softplus(self.box(t)), self.cls(c)], 1)
             outs.append(out.flatten(2).transpose(1, 2))
         return torch.cat(outs, 1)

@@ -93,6 +93,8 @@ def parse(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="data loader processes")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--assigner", choices=["centre", "aligned"], default="aligned",
+                   help="positives by centre sampling, or by task alignment among them")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
     return p.parse_args(argv)
@@ -161,7 +163,8 @@ def main(argv=None) -> int:
                 group["lr"] = lr_at(step, total, args.lr)
             pred = model(images.to(device))
             loss, parts = detection_loss(pred, boxes.to(device), classes.to(device),
-                                         valid.to(device), centres, strides)
+                                         valid.to(device), centres, strides,
+                                         aligned=args.assigner == "aligned")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
