@@ -77,7 +77,9 @@ class PhotoMatcher:
         self.offset = offset_counts
         self.tolerance = tolerance_counts
         self.wait_s = wait_s
-        self.photos: deque[tuple[Photo, Future]] = deque(maxlen=256)
+        # A photo waits for its parcel a metre of belt at most: a few parcels, not hundreds
+        # of full-HD frames.
+        self.photos: deque[tuple[Photo, Future]] = deque(maxlen=8)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="labels")
 
     def add(self, photo: Photo) -> None:

@@ -18,12 +18,26 @@ from edge.types import Action, Detections, Parcel, Verdict
 
 @dataclass
 class Entry:
-    parcel: Parcel
+    parcel: Parcel | None           # the images, until the verdict is out (``release``)
     deadline: float                 # monotonic seconds: verdict out by then
     divert_encoder: int             # encoder count when the leading edge reaches the diverter
     verdict: Verdict | None = None
     settled_at: float | None = None
     sent_at: float | None = None    # divert frame first written to the line
+    seq: int = 0
+    parcel_id: str = ""
+    last_line_t: float = 0.0
+    truth_labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.parcel is not None:
+            self.seq, self.parcel_id = self.parcel.seq, self.parcel.id
+            self.last_line_t = float(self.parcel.t[-1])
+            self.truth_labels = tuple(self.parcel.truth_labels)
+
+    def release(self) -> None:
+        """Forget the parcel's images once decided: the ledger outlives thousands of parcels."""
+        self.parcel = None
 
 
 @dataclass
@@ -62,7 +76,7 @@ class Ledger:
     def mark_sent(self, parcel_id: str, now: float) -> None:
         with self._lock:
             for e in reversed(self.entries.values()):
-                if e.parcel.id == parcel_id and e.sent_at is None:
+                if e.parcel_id == parcel_id and e.sent_at is None:
                     e.sent_at = now
                     return
 
@@ -73,6 +87,10 @@ class Ledger:
 
 def uninspected(parcel: Parcel, reason: str) -> Verdict:
     return Verdict(parcel.id, Action.UNINSPECTED, Detections.empty(), reason=reason)
+
+
+def uninspected_entry(entry: Entry, reason: str) -> Verdict:
+    return Verdict(entry.parcel_id, Action.UNINSPECTED, Detections.empty(), reason=reason)
 
 
 def percentiles_ms(seconds: list[float]) -> dict[str, float | None]:

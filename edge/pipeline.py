@@ -27,7 +27,7 @@ from edge.decide import Policy
 from edge.detect.parcel import GroundTruthDetector, ModelDetector
 from edge.imaging.correct import correct
 from edge.imaging.segment import Segmenter
-from edge.ledger import Entry, Ledger, percentiles_ms, uninspected
+from edge.ledger import Entry, Ledger, percentiles_ms, uninspected, uninspected_entry
 from edge.plc.link import PlcLink
 from edge.scanner.camera import open_camera
 from edge.scanner.sim import SimScanner
@@ -115,7 +115,7 @@ class Hub:
             try:
                 self.queue.put_nowait(entry)
             except queue.Full:
-                self._settle(entry, uninspected(entry.parcel, "overload: detector queue full"))
+                self._settle(entry, uninspected_entry(entry, "overload: detector queue full"))
         self.stages.capture.append(time.monotonic() - started)
         return seq
 
@@ -135,7 +135,8 @@ class Hub:
             if entry is None:
                 return
             parcel = entry.parcel
-            if not self.ledger.is_open(parcel.seq) or time.monotonic() >= entry.deadline:
+            if parcel is None or not self.ledger.is_open(entry.seq) \
+                    or time.monotonic() >= entry.deadline:
                 continue   # the watcher has settled it (or will, this instant)
             started = time.monotonic()
             try:
@@ -150,17 +151,19 @@ class Hub:
     def _watch(self) -> None:
         while not self._stop.is_set():
             for entry in self.ledger.overdue(time.monotonic()):
-                self._settle(entry, uninspected(entry.parcel, "no verdict by the deadline"))
+                self._settle(entry, uninspected_entry(entry, "no verdict by the deadline"))
             time.sleep(0.005)
 
     def _settle(self, entry: Entry, verdict: Verdict) -> None:
-        won = self.ledger.settle(entry.parcel.seq, verdict, time.monotonic())
+        parcel = entry.parcel
+        won = self.ledger.settle(entry.seq, verdict, time.monotonic())
         if won is None:
             return
         if verdict.action in (Action.DIVERT, Action.UNINSPECTED) and self.link is not None:
-            self.link.divert(entry.parcel.id, entry.divert_encoder)
+            self.link.divert(entry.parcel_id, entry.divert_encoder)
         with self._emit_lock:
-            self.show(entry.parcel, verdict)
+            self.show(parcel, verdict)
+        entry.release()
 
     # --- run ------------------------------------------------------------------------------
 
@@ -204,7 +207,7 @@ class Hub:
             outcomes = self.plc.outcomes() if self.plc is not None and hasattr(
                 self.plc, "outcomes") else None
             if outcomes is not None:
-                return all(i in outcomes for e in entries for i in self.true_ids[e.parcel.seq]
+                return all(i in outcomes for e in entries for i in self.true_ids[e.seq]
                            if i in self.threat_truth)
             return True
         while not done() and time.monotonic() < give_up:
@@ -214,11 +217,11 @@ class Hub:
         entries = self.ledger.snapshot()
         settled = [e for e in entries if e.verdict is not None]
         actions = [e.verdict.action for e in settled]
-        latencies = [(e.sent_at or e.settled_at) - float(e.parcel.t[-1]) for e in settled]
+        latencies = [(e.sent_at or e.settled_at) - e.last_line_t for e in settled]
         lost = list(getattr(getattr(self.link, "stats", None), "lost", []))
         outcomes = self.plc.outcomes() if self.plc is not None and hasattr(
             self.plc, "outcomes") else None
-        cut = {i for e in entries for i in self.true_ids[e.parcel.seq]
+        cut = {i for e in entries for i in self.true_ids[e.seq]
                if i in self.threat_truth}
         if outcomes is not None:   # what the diverter physically did
             diverted = {i for i in cut if outcomes.get(i) == "diverted"}
@@ -228,7 +231,7 @@ class Hub:
             n_diverted, n_threats = len(diverted), len(threats)
         else:                      # what we commanded
             divert = [a in (Action.DIVERT, Action.UNINSPECTED) for a in actions]
-            threat = [bool(e.parcel.truth_labels) for e in settled]
+            threat = [bool(e.truth_labels) for e in settled]
             n_diverted, n_threats = sum(divert), sum(threat)
             missed = sum(t and not d for t, d in zip(threat, divert, strict=True))
             false = sum(d and not t for t, d in zip(threat, divert, strict=True))

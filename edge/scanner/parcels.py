@@ -50,15 +50,23 @@ class ParcelScene:
 
     kind: str
     size_mm: tuple[float, float, float]  # length along belt, width across, depth along beam
-    att_lo: np.ndarray
-    att_hi: np.ndarray
+    att_lo: np.ndarray | None  # None once released (``release``)
+    att_hi: np.ndarray | None
     boxes: np.ndarray  # float32 [N, 4] xyxy px, threats only
     labels: list[str]
     families: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._width = int(self.att_hi.shape[1])
+
     @property
     def width(self) -> int:
-        return self.att_hi.shape[1]
+        return self._width
+
+    def release(self) -> None:
+        """Drop the attenuation maps once the parcel is past the scan plane (the boxes and
+        labels stay for ground truth): a long run must not hold every parcel's image."""
+        self.att_lo = self.att_hi = None
 
 
 class Canvas:

@@ -207,6 +207,10 @@ class SimScanner:
         """The next ``count`` lines (default: one block), paced to real time if configured."""
         block = self.scan(self.line, count or self.config.block_lines)
         self.line += len(block)
+        behind = float(self.belt_mm(np.array([self.line]))[0]) - self.config.pitch_mm
+        for p in self.placed:
+            if p.scene.att_hi is not None and p.end_mm(self.config.pitch_mm) < behind:
+                p.scene.release()
         if self.config.realtime:
             delay = float(self.time_of(np.array([self.line]))[0]) - time.monotonic()
             if delay > 0:
