@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from edge.config import EdgeConfig
+from edge.detect.pre import as_bgr8, shrink
 from edge.scanner.dataset import write_dataset
 from edge.scanner.phantoms import THREAT_CLASSES
 
@@ -83,7 +84,6 @@ def read_bgr(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError(f"cannot read image {path}")
-    from edge.detect.pre import as_bgr8
     return as_bgr8(image)
 
 
@@ -132,8 +132,7 @@ def crop(img: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.random
     h, w = img.shape[:2]
     scale = (size / h if base is None else base) * float(np.exp(rng.uniform(*np.log(zoom))))
     sw, sh = max(int(round(w * scale)), 1), max(int(round(h * scale)), 1)
-    img = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1
-                     else cv2.INTER_LINEAR)
+    img = shrink(img, sw, sh)   # the runtime's own resize (edge.detect.pre)
     if len(boxes) and rng.random() < focus:
         bx = boxes[int(rng.integers(len(boxes)))] * scale
         x0, y0 = _start(rng, sw, size, bx[0], bx[2]), _start(rng, sh, size, bx[1], bx[3])
