@@ -42,7 +42,7 @@ def bench_pipeline(config_path=None, speeds=(500, 1000, 1500, 2000, 2500),
                    seconds: float = 12.0, env: dict | None = None) -> dict:
     """Run ``edge run`` (real-time scanner, simulated PLC on a pseudo-terminal) at each belt
     speed, each in its own process so its peak memory is its own. A speed is sustained when
-    every parcel got a real verdict in time (none uninspected) and no threat passed. Reports
+    every parcel got a real verdict in time (none uninspected) and no command was lost. Reports
     parcels per second of scanning, the decision latency (last scan line to divert frame
     written, or to the verdict for a clear parcel) and each process's peak memory."""
     import json
@@ -79,7 +79,10 @@ def bench_pipeline(config_path=None, speeds=(500, 1000, 1500, 2000, 2500),
                      "capture_p50_ms": s["stages"]["capture_block_ms"]["p50"],
                      "queue_max": s["stages"]["queue_max"],
                      "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-                     "sustained": s["uninspected"] == 0 and s["missed_threats"] == 0
+                     # Keeping up is about time: every parcel got a real verdict before its
+                     # deadline and every command arrived. Missed threats are the detector's
+                     # accuracy, reported beside it.
+                     "sustained": s["uninspected"] == 0 and s["undecided"] == 0
                      and s["lost_commands"] == 0})
     sustained = [r["belt_speed_mm_s"] for r in rows if r["sustained"]]
     return {"detector": detector, "seconds_per_speed": seconds, "rows": rows,
