@@ -38,8 +38,8 @@ test: dev
 train: dev
 	$(BIN)/python -m models.train --out runs/parcelnet $(ARGS)
 	$(BIN)/python -m models.export --checkpoint runs/parcelnet/last.pt --name parcelnet
-	$(BIN)/python -m models.evaluate --data data/sim/test/shard-* \
-		runs/parcelnet/parcelnet.fp32.onnx models/parcelnet/parcelnet.int8.onnx
+	$(BIN)/python -m models.evaluate runs/parcelnet/parcelnet.fp32.onnx \
+		models/parcelnet/parcelnet.int8.onnx --data data/sim/test/shard-*
 
 clean:
 	rm -rf $(VENV) build *.egg-info

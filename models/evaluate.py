@@ -3,7 +3,8 @@
 The torch network, the FP32 ONNX file and the INT8 ONNX file are all judged by one function
 (``evaluate``), so their figures differ only by what the models themselves do.
 
-    python -m models.evaluate --data data/sim-test models/parcelnet/parcelnet.int8.onnx ...
+    python -m models.evaluate runs/parcelnet/parcelnet.fp32.onnx \
+        models/parcelnet/parcelnet.int8.onnx --data data/sim/test/shard-*
 """
 
 from __future__ import annotations
