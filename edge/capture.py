@@ -83,6 +83,10 @@ class PhotoMatcher:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="labels")
 
     def add(self, photo: Photo) -> None:
+        if len(self.photos) == self.photos.maxlen:
+            # A photo nobody claimed: stop reading it too, or a slow reader's backlog of
+            # full-HD frames would grow without bound.
+            self.photos.popleft()[1].cancel()
         self.photos.append((photo, self._reader.submit(read_label, photo.image)))
 
     def match(self, encoder_start: int, encoder_end: int) -> tuple[Photo | None, str | None]:
@@ -94,6 +98,7 @@ class PhotoMatcher:
                 try:
                     return photo, label.result(timeout=self.wait_s)
                 except TimeoutError:
+                    label.cancel()
                     return photo, None   # named by sequence; the photo stays attached
         return None, None
 
