@@ -21,6 +21,7 @@ from edge.scanner.sim import SimScanner
 from edge.types import Detections, Parcel, Photo
 
 FLATFIELD_FILE = "flatfield.npz"
+MAX_READING = 3  # photos queued for the label reader at most
 
 
 def open_scanner(config: EdgeConfig) -> SimScanner:
@@ -87,6 +88,13 @@ class PhotoMatcher:
             # A photo nobody claimed: stop reading it too, or a slow reader's backlog of
             # full-HD frames would grow without bound.
             self.photos.popleft()[1].cancel()
+        if sum(not f.done() for _, f in self.photos) >= MAX_READING:
+            # The reader is behind (unreadable labels take longest): this parcel goes by its
+            # sequence number rather than queue another frame behind them.
+            skipped: Future = Future()
+            skipped.set_result(None)
+            self.photos.append((photo, skipped))
+            return
         self.photos.append((photo, self._reader.submit(read_label, photo.image)))
 
     def match(self, encoder_start: int, encoder_end: int) -> tuple[Photo | None, str | None]:
