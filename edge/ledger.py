@@ -85,11 +85,7 @@ class Ledger:
             return list(self.entries.values())
 
 
-def uninspected(parcel: Parcel, reason: str) -> Verdict:
-    return Verdict(parcel.id, Action.UNINSPECTED, Detections.empty(), reason=reason)
-
-
-def uninspected_entry(entry: Entry, reason: str) -> Verdict:
+def uninspected(entry: Entry, reason: str) -> Verdict:
     return Verdict(entry.parcel_id, Action.UNINSPECTED, Detections.empty(), reason=reason)
 
 

@@ -27,7 +27,7 @@ from edge.decide import Policy
 from edge.detect.parcel import GroundTruthDetector, ModelDetector
 from edge.imaging.correct import correct
 from edge.imaging.segment import Segmenter
-from edge.ledger import Entry, Ledger, percentiles_ms, uninspected, uninspected_entry
+from edge.ledger import Entry, Ledger, percentiles_ms, uninspected
 from edge.plc.link import PlcLink
 from edge.scanner.camera import open_camera
 from edge.scanner.sim import SimScanner
@@ -115,7 +115,7 @@ class Hub:
             try:
                 self.queue.put_nowait(entry)
             except queue.Full:
-                self._settle(entry, uninspected_entry(entry, "overload: detector queue full"))
+                self._settle(entry, uninspected(entry, "overload: detector queue full"))
         self.stages.capture.append(time.monotonic() - started)
         return seq
 
@@ -143,7 +143,7 @@ class Hub:
                 found = self.detector(parcel)
                 verdict = self.policy.decide(parcel.id, found)
             except Exception as exc:  # noqa: BLE001 - any detector fault fails closed
-                verdict = uninspected(parcel, f"detector error: {type(exc).__name__}: {exc}")
+                verdict = uninspected(entry, f"detector error: {type(exc).__name__}: {exc}")
             self.stages.detect.append(time.monotonic() - started)
             verdict.deadline_t = entry.deadline
             self._settle(entry, verdict)
@@ -151,7 +151,7 @@ class Hub:
     def _watch(self) -> None:
         while not self._stop.is_set():
             for entry in self.ledger.overdue(time.monotonic()):
-                self._settle(entry, uninspected_entry(entry, "no verdict by the deadline"))
+                self._settle(entry, uninspected(entry, "no verdict by the deadline"))
             time.sleep(0.005)
 
     def _settle(self, entry: Entry, verdict: Verdict) -> None:

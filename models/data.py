@@ -172,7 +172,6 @@ class TrainSet(torch.utils.data.Dataset):
     def __init__(self, records: list[Record], seed: int, size: int = INPUT,
                  progress: bool = False):
         self.records, self.seed, self.size, self.epoch = records, seed, size, 0
-        self.size_scale = 1.0   # the runtime's scale: the image height fills this many inputs
         self.images, self.shrink = [], []
         items = records
         if progress:
@@ -193,7 +192,7 @@ class TrainSet(torch.utils.data.Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, i))
         r, img, f = self.records[i], self.images[i], self.shrink[i]
         # The runtime scales the original height to the input: the same here, from the copy.
-        base = self.size_scale * self.size / (img.shape[0] / f) / f
+        base = self.size / (img.shape[0] / f) / f
         img, boxes, classes = crop(img, r.boxes * f, r.classes, rng, self.size, base=base,
                                    focus=FOCUS)
         img, boxes = flip_rotate(img, boxes, rng)

@@ -205,12 +205,16 @@ def batched_nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
         raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
     if len(xyxy) == 0:
         return np.zeros(0, np.int64)
-    # Shift each class to its own stretch of the x axis: no two classes can overlap then.
+    return nms(_apart_by_class(xyxy, class_ids), scores, iou_threshold)
+
+
+def _apart_by_class(xyxy: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
+    """Shift each class to its own stretch of the x axis: no two classes can overlap then."""
     span = float(xyxy[:, [0, 2]].max() - xyxy[:, [0, 2]].min()) + 1.0
-    classes, dense = np.unique(class_ids, return_inverse=True)
+    _, dense = np.unique(class_ids, return_inverse=True)
     shifted = xyxy.copy()
     shifted[:, [0, 2]] += (dense.astype(np.float64) * 2 * span)[:, None]
-    return nms(shifted, scores, iou_threshold)
+    return shifted
 
 
 # --- tiles and parcels --------------------------------------------------------------------------
@@ -232,10 +236,7 @@ def box_vote(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, kept: 
     kept = np.asarray(kept, np.int64)
     if len(kept) == 0:
         return np.zeros((0, 4), np.float32)
-    span = float(xyxy[:, [0, 2]].max() - xyxy[:, [0, 2]].min()) + 1.0
-    _, dense = np.unique(class_ids, return_inverse=True)
-    shifted = xyxy.copy()
-    shifted[:, [0, 2]] += (dense.astype(np.float64) * 2 * span)[:, None]
+    shifted = _apart_by_class(xyxy, class_ids)
     i, j = pairs_between(shifted[kept], shifted, iou_threshold)
     # A kept box always counts itself, even when its IoU with itself is not "above" 1.0.
     i, j = np.concatenate([i, np.arange(len(kept))]), np.concatenate([j, kept])
