@@ -43,6 +43,10 @@ class Entry:
 @dataclass
 class Ledger:
     entries: dict[int, Entry] = field(default_factory=dict)
+    # The watcher looks every 5 ms and the link reports every frame: both look only at the
+    # few parcels in flight, never at the whole history of a long run.
+    _open: dict[int, Entry] = field(default_factory=dict)
+    _unsent: dict[str, Entry] = field(default_factory=dict)   # diverts awaiting their frame
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def open(self, parcel: Parcel, deadline: float, divert_encoder: int) -> Entry:
@@ -50,35 +54,37 @@ class Ledger:
             if parcel.seq in self.entries:
                 raise ValueError(f"parcel seq {parcel.seq} ({parcel.id}) opened twice")
             entry = self.entries[parcel.seq] = Entry(parcel, deadline, divert_encoder)
+            self._open[parcel.seq] = entry
             return entry
 
     def settle(self, seq: int, verdict: Verdict, now: float) -> Entry | None:
         """Record ``verdict`` unless the parcel already has one; returns the entry if it won."""
         with self._lock:
-            entry = self.entries[seq]
-            if entry.verdict is not None:
+            entry = self._open.pop(seq, None)
+            if entry is None:
                 return None
             entry.verdict, entry.settled_at = verdict, now
+            if verdict.action != Action.CLEAR:
+                self._unsent[entry.parcel_id] = entry
             return entry
 
     def is_open(self, seq: int) -> bool:
         with self._lock:
-            return self.entries[seq].verdict is None
+            return seq in self._open
 
     def overdue(self, now: float) -> list[Entry]:
         with self._lock:
-            return [e for e in self.entries.values() if e.verdict is None and e.deadline <= now]
+            return [e for e in self._open.values() if e.deadline <= now]
 
     def open_entries(self) -> list[Entry]:
         with self._lock:
-            return [e for e in self.entries.values() if e.verdict is None]
+            return list(self._open.values())
 
     def mark_sent(self, parcel_id: str, now: float) -> None:
         with self._lock:
-            for e in reversed(self.entries.values()):
-                if e.parcel_id == parcel_id and e.sent_at is None:
-                    e.sent_at = now
-                    return
+            entry = self._unsent.pop(parcel_id, None)
+            if entry is not None:
+                entry.sent_at = now
 
     def snapshot(self) -> list[Entry]:
         with self._lock:

@@ -82,16 +82,22 @@ def test_commanded_parcels_diverted_others_pass():
         assert sim.stats.heartbeats_received > 0 and sim.stats.watchdog_trips == 0
 
 
+def divert_all(belt, sim, link, parcels):
+    """Command a divert for every parcel, 60 mm apart; wait until each reached the diverter
+    and check it was diverted."""
+    for n, parcel_id in enumerate(parcels):
+        edge = belt.ahead(500 + 60 * n)
+        sim.expect(parcel_id, edge)
+        link.divert(parcel_id, edge)
+    assert wait_until(lambda: link.unacked == 0)
+    assert wait_until(lambda: len(sim.outcomes()) == len(parcels))
+    assert set(sim.outcomes().values()) == {"diverted"}
+    return parcels
+
+
 def test_lost_acks_resent_and_applied_exactly_once():
     with plc_and_host(drop_acks=0.5, seed=1) as (belt, sim, link):
-        parcels = ids(8)
-        for n, parcel_id in enumerate(parcels):
-            edge = belt.ahead(500 + 60 * n)
-            sim.expect(parcel_id, edge)
-            link.divert(parcel_id, edge)
-        assert wait_until(lambda: link.unacked == 0)
-        assert wait_until(lambda: len(sim.outcomes()) == len(parcels))
-        assert set(sim.outcomes().values()) == {"diverted"}
+        parcels = divert_all(belt, sim, link, ids(8))
         assert sorted(sim.stats.applied) == parcels  # each once
         assert sim.stats.acks_dropped > 0 and sim.stats.duplicates > 0
         # Every resend reached the PLC as a duplicate, and nothing else did.
@@ -101,14 +107,7 @@ def test_lost_acks_resent_and_applied_exactly_once():
 
 def test_slow_plc_still_applies_every_command_once():
     with plc_and_host(ack_delay_s=0.03) as (belt, sim, link):
-        parcels = ids(8)
-        for n, parcel_id in enumerate(parcels):
-            edge = belt.ahead(500 + 60 * n)
-            sim.expect(parcel_id, edge)
-            link.divert(parcel_id, edge)
-        assert wait_until(lambda: link.unacked == 0)
-        assert wait_until(lambda: len(sim.outcomes()) == len(parcels))
-        assert set(sim.outcomes().values()) == {"diverted"}
+        parcels = divert_all(belt, sim, link, ids(8))
         assert sorted(sim.stats.applied) == parcels
         assert wait_until(lambda: sim.stats.duplicates == link.stats.resent)
         assert link.stats.lost == []
