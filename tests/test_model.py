@@ -28,18 +28,23 @@ def planted_head(cells: list[tuple[int, int, int, int, float]]) -> np.ndarray:
     return head
 
 
-def write_model(path, head: np.ndarray, metadata: dict | None = None, cells: int | None = None):
-    """A real ONNX graph: preds = 0 * mean(images) + head, broadcast over the batch."""
+def write_model(path, head: np.ndarray, metadata: dict | None = None, cells: int | None = None,
+                pixels: bool = False):
+    """A real ONNX graph: preds = 0 * mean(images) + head, broadcast over the batch. With
+    ``pixels`` it takes uint8 images and casts them first, as exported models do."""
     n = cells or head.shape[1]
-    nodes = [
-        helper.make_node("ReduceMean", ["images"], ["m"], keepdims=1, axes=[1, 2, 3]),
+    cast = [helper.make_node("Cast", ["images"], ["x"], to=TensorProto.FLOAT)] if pixels else []
+    nodes = cast + [
+        helper.make_node("ReduceMean", ["x" if pixels else "images"], ["m"], keepdims=1,
+                         axes=[1, 2, 3]),
         helper.make_node("Reshape", ["m", "shape"], ["m3"]),
         helper.make_node("Mul", ["m3", "zero"], ["z"]),
         helper.make_node("Add", ["z", "head"], ["preds"]),
     ]
     graph = helper.make_graph(
         nodes, "planted",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["B", 3, *SIZE])],
+        [helper.make_tensor_value_info("images", TensorProto.UINT8 if pixels else
+                                       TensorProto.FLOAT, ["B", 3, *SIZE])],
         [helper.make_tensor_value_info("preds", TensorProto.FLOAT, ["B", n, head.shape[2]])],
         [numpy_helper.from_array(head[:, :n], "head"),
          numpy_helper.from_array(np.array([-1, 1, 1], np.int64), "shape"),
@@ -119,3 +124,39 @@ def test_stage_benchmark_times_each_stage_on_one_input(tmp_path):
     figures = bench_stages(path, np.full((96, 400, 3), 255, np.uint8), repeats=2)
     assert figures["tiles"] >= 2
     assert figures["pre_ms"] > 0 and figures["session_run_ms"] > 0 and figures["post_ms"] > 0
+
+
+def test_pixel_input_model_gets_the_same_boxes_from_raw_pixels(tmp_path):
+    head = planted_head([(16, 1, 2, 1, 1.5)])
+    floats = Detector(write_model(tmp_path / "f.onnx", head))
+    pixels = Detector(write_model(tmp_path / "p.onnx", head, pixels=True))
+    assert pixels.info.pixels and not floats.info.pixels
+    image = np.random.default_rng(0).integers(0, 256, (128, 200, 3)).astype(np.uint8)
+    a, b = floats.detect(image, 0.5), pixels.detect(image, 0.5)
+    np.testing.assert_array_equal(a.xyxy, b.xyxy)
+    assert len(a) >= 1 and a.class_id.tolist() == b.class_id.tolist()
+
+
+def test_pixel_batch_is_the_normalised_batch_before_normalisation():
+    image = np.random.default_rng(1).integers(0, 256, (90, 400, 3)).astype(np.uint8)
+    mean, std = (10.0, 20.0, 30.0), (50.0, 60.0, 70.0)
+    for order in ("bgr", "rgb"):
+        f = prepare(image, SIZE, mean, std, order)
+        p = prepare(image, SIZE, mean, std, order, pixels=True)
+        assert p.tensor.dtype == np.uint8 and p.tensor.shape == f.tensor.shape
+        np.testing.assert_array_equal(p.offsets, f.offsets)
+        back = (f.tensor * np.array(std, np.float32)[:, None, None]
+                + np.array(mean, np.float32)[:, None, None])
+        np.testing.assert_allclose(back, p.tensor, atol=1e-3)
+
+
+def test_model_with_an_unusable_input_type_is_refused(tmp_path):
+    path = write_model(tmp_path / "m.onnx", planted_head([]))
+    proto = onnx.load(str(path))
+    proto.graph.input[0].type.tensor_type.elem_type = TensorProto.INT32
+    proto.graph.node.insert(0, helper.make_node("Cast", ["images"], ["images_f"],
+                                                to=TensorProto.FLOAT))
+    proto.graph.node[1].input[0] = "images_f"
+    onnx.save(proto, str(path))
+    with pytest.raises(ModelError, match="float32 or uint8"):
+        Detector(path)

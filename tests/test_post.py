@@ -10,6 +10,7 @@ from edge.detect.post import (
     batched_nms,
     box_vote,
     decode,
+    decode_select,
     grid,
     merge_tiles,
     nms,
@@ -126,6 +127,35 @@ def test_decode_matches_reference(input_size):
     ref_boxes, ref_scores = reference_decode(raw, input_size, strides)
     np.testing.assert_allclose(boxes, ref_boxes, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.25, 0.5, 0.999, 1.0, 1.5]),
+       st.floats(1, 20), st.integers(1, 50))
+def test_decode_select_equals_select_after_decode(seed, thr, spread, most):
+    # The fused path skips cells by their logits; it must keep exactly what the plain path
+    # keeps, in the same order, including scores that round to the threshold and per-class
+    # thresholds, and the same cap on candidates.
+    input_size, strides = (64, 96), (8, 16, 32)
+    n = len(grid(input_size, strides)[0])
+    rng = np.random.default_rng(seed)
+    raw = rng.normal(0, spread, (n, 4 + 3)).astype(np.float32)
+    thresholds = np.array([thr, 0.5, 0.9], np.float32)
+    want = select(*decode(raw, input_size, strides), thresholds, max_candidates=most)
+    got = decode_select(raw, input_size, strides, thresholds, max_candidates=most)
+    assert got.class_id.tolist() == want.class_id.tolist()
+    assert got.score.tolist() == want.score.tolist()
+    assert got.xyxy.tolist() == want.xyxy.tolist()
+
+
+def test_decode_select_rejects_bad_heads():
+    n = len(grid((64, 64), (8, 16, 32))[0])
+    raw = np.zeros((n, 6), np.float32)
+    raw[0, 4] = np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        decode_select(raw, (64, 64), (8, 16, 32), 0.5)
+    with pytest.raises(ValueError, match="head output must be"):
+        decode_select(raw[:-1], (64, 64), (8, 16, 32), 0.5)
 
 
 def test_decode_rejects_bad_heads():

@@ -91,11 +91,12 @@ def exported(tmp_path_factory):
 
 def test_export_round_trip_agrees_with_torch(exported):
     model, path = exported
-    x = np.random.default_rng(0).uniform(0, 1, (2, 3, 128, 128)).astype(np.float32)
+    # The graph takes uint8 pixels and normalises them itself, as the training loader does.
+    x = np.random.default_rng(0).integers(0, 256, (2, 3, 128, 128)).astype(np.uint8)
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
         None, {"images": x})[0]
     with torch.no_grad():
-        want = model(torch.from_numpy(x)).numpy()
+        want = model(torch.from_numpy(x).float() / 255).numpy()
     assert got.shape == want.shape == (2, 16 * 16 + 8 * 8 + 4 * 4, 12)
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
     assert onnx.load(str(path)).opset_import[0].version >= 17
@@ -109,13 +110,14 @@ def test_exported_model_carries_its_metadata(exported):
         assert key in meta
     det = Detector(path, threads=1)
     assert det.info.classes[0] == "gun" and det.info.input_size == (128, 128)
+    assert det.info.pixels and det.input_dtype == np.uint8
     assert json.loads(meta["strides"]) == list(STRIDES)
 
 
 def test_int8_quantisation_keeps_metadata_and_outputs(exported, tmp_path):
     model, path = exported
     rng = np.random.default_rng(1)
-    tiles = rng.uniform(0, 1, (16, 3, 128, 128)).astype(np.float32)
+    tiles = rng.integers(0, 256, (16, 3, 128, 128)).astype(np.uint8)
     int8 = tmp_path / "net.int8.onnx"
     quantise(path, int8, tiles)
     proto = onnx.load(str(int8))

@@ -83,18 +83,19 @@ def bench_nms(iou: float = 0.5, seed: int = 0, repeats: int = 7,
     return {"iou_threshold": iou, "peers": list(peers), "rows": rows}
 
 
-def bench_stages(model_path, image: np.ndarray, repeats: int = 10) -> dict:
+def bench_stages(model_path, image: np.ndarray, repeats: int = 30) -> dict:
     """Pre-processing, the bare session run and post-processing of one parcel image, each
-    timed on the same input in one run (median ms)."""
+    timed on the same input in one run (median ms; the first round is warm-up)."""
     from edge.detect.model import Detector
-    from edge.detect.post import decode, merge_tiles, select, to_parcel
+    from edge.detect.post import decode_select, merge_tiles, to_parcel
     from edge.detect.pre import prepare
 
     det = Detector(model_path)
     info = det.info
 
     def pre():
-        return prepare(image, info.input_size, info.mean, info.std, info.channel_order)
+        return prepare(image, info.input_size, info.mean, info.std, info.channel_order,
+                       pixels=info.pixels)
 
     batch = pre()
     raw = det.raw(batch.tensor)
@@ -102,14 +103,19 @@ def bench_stages(model_path, image: np.ndarray, repeats: int = 10) -> dict:
     def post():
         parts = []
         for tile, offset in zip(raw, batch.offsets, strict=True):
-            boxes, scores = decode(tile, info.input_size, info.strides)
-            parts.append(to_parcel(select(boxes, scores, 0.25), -offset, batch.scale,
+            found = decode_select(tile, info.input_size, info.strides, 0.25)
+            parts.append(to_parcel(found, -offset, batch.scale,
                                    batch.image_shape))
         return merge_tiles(parts, 0.5)
 
-    pre_ms = _median_ms(pre, (), repeats)
-    run_ms = _median_ms(lambda: det.raw(batch.tensor), (), repeats)
-    post_ms = _median_ms(post, (), repeats)
+    stages = {"pre": pre, "run": lambda: det.raw(batch.tensor), "post": post}
+    times: dict[str, list[float]] = {name: [] for name in stages}
+    for _ in range(repeats + 1):   # rounds interleaved: load drift hits all three alike
+        for name, fn in stages.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    pre_ms, run_ms, post_ms = (float(np.median(times[k][1:])) * 1e3 for k in stages)
     return {"model": str(model_path), "image": list(image.shape), "tiles": len(batch.offsets),
             "pre_ms": round(pre_ms, 3), "session_run_ms": round(run_ms, 3),
             "post_ms": round(post_ms, 3),
@@ -124,9 +130,11 @@ def bench_models(paths, batches=(1, 2), repeats: int = 20, threads: int = 2) -> 
     dets = [Detector(p, threads=threads) for p in paths]
     times: dict[tuple[int, int], list[float]] = {(i, b): [] for i in range(len(dets))
                                                  for b in batches}
-    inputs = {(i, b): np.random.default_rng(0).uniform(
-        0, 1, (b, 3, *d.info.input_size)).astype(np.float32)
-        for i, d in enumerate(dets) for b in batches}
+    pixels = {(b, size): np.random.default_rng(0).integers(0, 256, (b, 3, *size))
+              for b in batches for size in {d.info.input_size for d in dets}}
+    inputs = {(i, b): (pixels[b, d.info.input_size] if d.info.pixels
+                              else pixels[b, d.info.input_size] / 255).astype(d.input_dtype)
+              for i, d in enumerate(dets) for b in batches}
     for _ in range(repeats):
         for (i, b), samples in times.items():
             start = time.perf_counter()

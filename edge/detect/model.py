@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from edge.detect.post import decode, grid, merge_tiles, select, to_parcel
+from edge.detect.post import decode_select, grid, merge_tiles, to_parcel
 from edge.detect.pre import prepare
 from edge.types import Detections
 
 REQUIRED_KEYS = ("classes", "input_size", "strides", "mean", "std")
+INPUT_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8}
 
 
 class ModelError(RuntimeError):
@@ -35,6 +36,7 @@ class ModelInfo:
     std: tuple[float, ...]
     channel_order: str = "bgr"
     version: str = "unknown"
+    pixels: bool = False   # input is uint8 pixels; the graph normalises them itself
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str], path: Path | str) -> ModelInfo:
@@ -85,14 +87,20 @@ class Detector:
                                                 providers=choose_providers(providers))
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private types
             raise ModelError(f"cannot load model {self.path}: {exc}") from None
-        self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map,
-                                            self.path)
-        self.input_name = self.session.get_inputs()[0].name
-        shape = self.session.get_inputs()[0].shape
+        info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map,
+                                       self.path)
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        if model_input.type not in INPUT_TYPES:
+            raise ModelError(f"model {self.path}: input must be float32 or uint8, got "
+                             f"{model_input.type}")
+        self.info = replace(info, pixels=model_input.type == "tensor(uint8)")
+        self.input_dtype = INPUT_TYPES[model_input.type]
+        shape = model_input.shape
         if len(shape) != 4 or shape[1] != 3:
             raise ModelError(f"model {self.path}: input must be [B, 3, H, W], got {shape}")
         if warmup:
-            self.raw(np.zeros((1, 3, *self.info.input_size), np.float32))
+            self.raw(np.zeros((1, 3, *self.info.input_size), self.input_dtype))
 
     def raw(self, tensor: np.ndarray) -> np.ndarray:
         """Bare session run: [B, 3, H, W] -> head output [B, N, 4 + C], shape checked."""
@@ -113,11 +121,12 @@ def detect_with(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo, image:
                 vote: bool = False) -> Detections:
     """Pre-process, run ``raw`` (any forward pass honouring the head contract: an onnxruntime
     session here, the torch network in training) and post-process, in ``image``'s pixels."""
-    batch = prepare(image, info.input_size, info.mean, info.std, info.channel_order)
+    batch = prepare(image, info.input_size, info.mean, info.std, info.channel_order,
+                    pixels=info.pixels)
     out = raw(batch.tensor)
     parts = []
     for tile, offset in zip(out, batch.offsets, strict=True):  # a few tiles, not boxes
-        boxes, scores = decode(tile, info.input_size, info.strides)
-        found = select(boxes, scores, np.asarray(thresholds, np.float32))
+        found = decode_select(tile, info.input_size, info.strides,
+                              np.asarray(thresholds, np.float32))
         parts.append(to_parcel(found, -offset, batch.scale, batch.image_shape))
     return merge_tiles(parts, iou_threshold, vote)

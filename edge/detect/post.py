@@ -17,6 +17,9 @@ import numpy as np
 from edge.types import Detections
 
 MAX_FIXED_POINT_ROUNDS = 10_000  # a chain of N boxes each suppressing the next needs N rounds
+BAND_MIN_BOXES = 256            # below this one sweep is cheaper than banding
+LOGIT_MARGIN = 0.05              # decode_select's pre-filter, in logits
+DENSE_MAX = 48                  # up to this many boxes one IoU matrix beats any sweep
 
 
 # --- grids and decoding -------------------------------------------------------------------------
@@ -41,17 +44,21 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)  # tanh form: no overflow warnings for large |x|
 
 
+def _check_head(raw: np.ndarray, cells: int, input_size, strides) -> None:
+    if raw.ndim != 2 or raw.shape[0] != cells or raw.shape[1] < 5:
+        raise ValueError(f"head output must be [{cells}, 4 + classes] for input "
+                         f"{tuple(input_size)} and strides {tuple(strides)}, got {raw.shape}")
+    if not np.isfinite(raw).all():
+        bad = int(np.count_nonzero(~np.isfinite(raw)))
+        raise ValueError(f"head output holds {bad} non-finite values (NaN or inf)")
+
+
 def decode(raw: np.ndarray, input_size: tuple[int, int], strides: Sequence[int]
            ) -> tuple[np.ndarray, np.ndarray]:
     """Head output [N, 4 + C] -> boxes xyxy float32 [N, 4] (input pixels), scores [N, C]."""
     raw = np.asarray(raw)
     centres, cell_strides = grid(tuple(input_size), tuple(strides))
-    if raw.ndim != 2 or raw.shape[0] != len(centres) or raw.shape[1] < 5:
-        raise ValueError(f"head output must be [{len(centres)}, 4 + classes] for input "
-                         f"{tuple(input_size)} and strides {tuple(strides)}, got {raw.shape}")
-    if not np.isfinite(raw).all():
-        bad = int(np.count_nonzero(~np.isfinite(raw)))
-        raise ValueError(f"head output holds {bad} non-finite values (NaN or inf)")
+    _check_head(raw, len(centres), input_size, strides)
     dist = np.maximum(raw[:, :4], 0) * cell_strides[:, None]
     boxes = np.concatenate([centres - dist[:, :2], centres + dist[:, 2:]], axis=1)
     return boxes.astype(np.float32), sigmoid(raw[:, 4:].astype(np.float32))
@@ -67,6 +74,33 @@ def select(boxes: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | float
         top = np.argpartition(-conf, max_candidates - 1)[:max_candidates]
         cells, classes, conf = cells[top], classes[top], conf[top]
     return Detections(boxes[cells], conf, classes)
+
+
+def decode_select(raw: np.ndarray, input_size: tuple[int, int], strides: Sequence[int],
+                  thresholds: np.ndarray | float, max_candidates: int = 30_000) -> Detections:
+    """``select(*decode(raw, ...), thresholds)`` without decoding every cell: logits are
+    compared with the thresholds' logits first (a hair below, so the exact score test still
+    decides), and only the cells that pass are turned into boxes and scores."""
+    raw = np.asarray(raw)
+    centres, cell_strides = grid(tuple(input_size), tuple(strides))
+    _check_head(raw, len(centres), input_size, strides)
+    thr = np.broadcast_to(np.asarray(thresholds, np.float32), (raw.shape[1] - 4,))
+    # The logit of each threshold, less a margin far above float32 sigmoid error; at or
+    # below 0 every cell passes, at or above 1 only logits the sigmoid rounds up to 1.
+    p = np.clip(thr.astype(np.float64), 1e-12, 1 - 1e-12)
+    bound = np.where(thr <= 0, -np.inf, np.where(thr >= 1, 15.0,
+                                                 np.log(p) - np.log1p(-p) - LOGIT_MARGIN))
+    cells, classes = np.nonzero(raw[:, 4:] >= bound[None, :])
+    conf = sigmoid(raw[cells, 4 + classes].astype(np.float32))
+    sure = conf >= thr[classes]
+    cells, classes, conf = cells[sure], classes[sure], conf[sure]
+    if len(conf) > max_candidates:
+        top = np.argpartition(-conf, max_candidates - 1)[:max_candidates]
+        cells, classes, conf = cells[top], classes[top], conf[top]
+    dist = np.maximum(raw[cells, :4], 0) * cell_strides[cells, None]
+    at = centres[cells]
+    boxes = np.concatenate([at - dist[:, :2], at + dist[:, 2:]], axis=1).astype(np.float32)
+    return Detections(boxes, conf, classes)
 
 
 # --- NMS ----------------------------------------------------------------------------------------
@@ -90,7 +124,39 @@ def _check_boxes(xyxy, scores, class_ids) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def overlapping_pairs(xyxy: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs (a, b), a < b, whose IoU exceeds the threshold, by sort-and-sweep along x.
+    """All pairs (a, b), a < b, whose IoU exceeds the threshold.
+
+    IoU > t needs a y overlap above t * height for both boxes, so the tops of such a pair lie
+    less than reach = (1 - t) * tallest apart. On a tall canvas the boxes are cut into bands
+    of 2 * reach by their tops, twice (the second grid offset by half a band): every such pair
+    shares a band in one of the grids, and each band is swept on its own, which keeps the
+    sweep's candidates to the boxes near in y as well as in x."""
+    n = len(xyxy)
+    empty = np.zeros(0, np.int64)
+    if n < 2 or iou_threshold >= 1:
+        return empty, empty   # IoU never exceeds 1
+    height = np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)
+    band = 2 * max((1 - iou_threshold) * float(height.max()), 1e-9)
+    top = xyxy[:, 1] - xyxy[:, 1].min()
+    if n < BAND_MIN_BOXES or float(top.max()) < 3 * band:
+        return _sweep(xyxy, iou_threshold)
+    span = float(xyxy[:, [0, 2]].max() - xyxy[:, [0, 2]].min()) + 1.0
+    found_a, found_b = [], []
+    grid_a = np.floor(top / band)
+    for grid in (grid_a, np.floor(top / band + 0.5)):
+        shifted = xyxy.copy()
+        shifted[:, [0, 2]] += (grid * 2 * span)[:, None]   # bands apart along x
+        a, b = _sweep(shifted, iou_threshold)
+        if grid is not grid_a:   # pairs both grids found: count once
+            fresh = grid_a[a] != grid_a[b]
+            a, b = a[fresh], b[fresh]
+        found_a.append(a)
+        found_b.append(b)
+    return np.concatenate(found_a), np.concatenate(found_b)
+
+
+def _sweep(xyxy: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a < b) with IoU above the threshold, by sort-and-sweep along x.
 
     IoU <= overlap_x / width for either box, so after sorting by x1, box j (x1_j >= x1_i) can
     only matter when x1_j < x2_i - threshold * width_i (the sweep window) and its x overlap
@@ -99,19 +165,27 @@ def overlapping_pairs(xyxy: np.ndarray, iou_threshold: float) -> tuple[np.ndarra
     sx1, sy1, sx2, sy2 = (np.ascontiguousarray(xyxy[order, k]) for k in range(4))
     width, height = np.maximum(sx2 - sx1, 0), np.maximum(sy2 - sy1, 0)
     n = len(order)
+    index = np.arange(n, dtype=np.intp)
     ends = np.searchsorted(sx1, sx2 - iou_threshold * width, side="left")
-    counts = np.maximum(ends - np.arange(n) - 1, 0)
-    total = int(counts.sum())
+    counts = np.maximum(ends - index - 1, 0)
+    starts = np.cumsum(counts) - counts
+    total = int(starts[-1] + counts[-1]) if n else 0
     empty = np.zeros(0, np.int64)
     if total == 0:
         return empty, empty
-    first = np.repeat(np.arange(n), counts)
-    second = first + 1 + (np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts))
-    iw = np.minimum(np.repeat(sx2, counts), sx2[second]) - sx1[second]
+    # Candidate k of box i is box i + 1 + (k - starts[i]): one repeat builds every index.
+    second = np.arange(total, dtype=np.intp)
+    second += np.repeat(index + 1 - starts, counts)
+    # Both boxes overlap in x by more than threshold * width_j: x2_i - x1_j > t * w_j.
+    iw = np.repeat(sx2, counts)
+    np.minimum(iw, sx2[second], out=iw)
+    iw -= sx1[second]
     near = iw > iou_threshold * width[second]
     if iou_threshold == 0:
         near &= iw > 0
-    first, second, iw = first[near], second[near], iw[near]
+    hits = np.flatnonzero(near)
+    second, iw = second[hits], iw[hits]
+    first = np.searchsorted(starts, hits, side="right") - 1
     ih = np.minimum(sy2[first], sy2[second]) - np.maximum(sy1[first], sy1[second])
     inter = iw * np.maximum(ih, 0)
     union = width[first] * height[first] + width[second] * height[second] - inter
@@ -167,30 +241,39 @@ def _greedy_within(ranked: np.ndarray, iou_threshold: float) -> np.ndarray:
     return keep
 
 
-CHUNK = 1024  # boxes resolved together; later chunks only meet the boxes kept so far
+CHUNK = 64      # boxes of the first round; each further round takes twice as many
+SPARSE = 0.1    # a round that suppresses less than this share of the rest ends the rounds
 
 
 def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Greedy NMS: indices kept, by descending score (ties: lower index first).
 
-    Boxes go in rank order, a chunk at a time: a chunk first loses every box that a box kept
-    from earlier chunks overlaps, then resolves the rest among themselves. Dense clusters
-    (what detectors emit) are settled by their first kept box, so later chunks compare few
-    pairs; the loop runs over chunks, never over boxes."""
+    Boxes go in rank order, in rounds: the best few are settled among themselves, then every
+    lower box that a box kept so far overlaps is dropped at once. Detector output is dense
+    clusters, each settled by its best box, so a few small rounds clear most of it. When a
+    round drops little (boxes far apart), the rest is settled in one banded sweep. Loops run
+    over rounds, never over boxes."""
     xyxy, scores, _ = _check_boxes(xyxy, scores, np.zeros(len(scores), np.int64))
     order = np.lexsort((np.arange(len(scores)), -scores))
     ranked = xyxy[order]
+    alive = np.arange(len(order))
     kept: list[np.ndarray] = []
-    kept_boxes = np.zeros((0, 4))
-    for start in range(0, len(order), CHUNK):
-        chunk = np.arange(start, min(start + CHUNK, len(order)))
-        hit, _ = pairs_between(ranked[chunk], kept_boxes, iou_threshold)
-        alive = np.ones(len(chunk), bool)
-        alive[hit] = False
-        chunk = chunk[alive]
-        chunk = chunk[_greedy_within(ranked[chunk], iou_threshold)]
-        kept.append(chunk)
-        kept_boxes = np.concatenate([kept_boxes, ranked[chunk]])
+    size = CHUNK
+    while len(alive):
+        if len(alive) <= size:
+            kept.append(alive[_greedy_within(ranked[alive], iou_threshold)])
+            break
+        chunk, rest = alive[:size], alive[size:]
+        settled = chunk[_greedy_within(ranked[chunk], iou_threshold)]
+        kept.append(settled)
+        hit, _ = pairs_between(ranked[rest], ranked[settled], iou_threshold)
+        survive = np.ones(len(rest), bool)
+        survive[hit] = False
+        alive = rest[survive]
+        if len(rest) - len(alive) < SPARSE * len(rest):
+            kept.append(alive[_greedy_within(ranked[alive], iou_threshold)])
+            break
+        size *= 2
     return order[np.concatenate(kept)] if kept else np.zeros(0, np.int64)
 
 
@@ -205,7 +288,30 @@ def batched_nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
         raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
     if len(xyxy) == 0:
         return np.zeros(0, np.int64)
+    if len(xyxy) <= DENSE_MAX:
+        order = np.lexsort((np.arange(len(scores)), -scores))
+        return order[_greedy_dense(xyxy[order], class_ids[order], iou_threshold)]
     return nms(_apart_by_class(xyxy, class_ids), scores, iou_threshold)
+
+
+def _greedy_dense(ranked: np.ndarray, class_ids: np.ndarray, iou_threshold: float
+                  ) -> np.ndarray:
+    """Greedy NMS of a few boxes in rank order through one IoU matrix: bool keep mask."""
+    x1, y1, x2, y2 = ranked.T
+    iw = np.minimum(x2[:, None], x2[None, :]) - np.maximum(x1[:, None], x1[None, :])
+    ih = np.minimum(y2[:, None], y2[None, :]) - np.maximum(y1[:, None], y1[None, :])
+    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+    area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    over = (inter > iou_threshold * (area[:, None] + area[None, :] - inter)) & (inter > 0)
+    over &= class_ids[:, None] == class_ids[None, :]
+    over = np.triu(over, 1)   # row outranks column
+    keep = np.ones(len(ranked), bool)
+    for _ in range(len(ranked) + 1):   # the same fixed point as _greedy_within
+        settled = ~(over & keep[:, None]).any(0)
+        if np.array_equal(settled, keep):
+            break
+        keep = settled
+    return keep
 
 
 def _apart_by_class(xyxy: np.ndarray, class_ids: np.ndarray) -> np.ndarray:

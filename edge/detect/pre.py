@@ -20,8 +20,9 @@ MIN_OVERLAP = 0.25  # of a tile: more than the longest object, so one tile sees 
 
 @dataclass(frozen=True)
 class Batch:
-    """Model input for one image. tensor: float32 [B, 3, H, W]; offsets: float32 [B, 2] of
-    each tile's (x, y) in scaled-image pixels; scale: input pixels per image pixel."""
+    """Model input for one image. tensor: [B, 3, H, W], float32 normalised, or uint8 pixels
+    for models that normalise inside their graph; offsets: float32 [B, 2] of each tile's
+    (x, y) in scaled-image pixels; scale: input pixels per image pixel."""
 
     tensor: np.ndarray
     offsets: np.ndarray
@@ -60,8 +61,10 @@ def tile_starts(length: int, tile: int, overlap: float = MIN_OVERLAP) -> np.ndar
 
 
 def prepare(image: np.ndarray, input_size: tuple[int, int], mean, std,
-            channel_order: str = "bgr", max_tiles: int = 8) -> Batch:
-    """Image -> Batch: letterbox (scale to fit) or, for long images, tiles along x."""
+            channel_order: str = "bgr", max_tiles: int = 8, pixels: bool = False) -> Batch:
+    """Image -> Batch: letterbox (scale to fit) or, for long images, tiles along x.
+    ``pixels``: the model takes uint8 pixels and normalises them itself (mean and std unused
+    here), which leaves pre-processing a resize and a copy."""
     bgr = as_bgr8(image)
     h, w = bgr.shape[:2]
     in_h, in_w = input_size
@@ -72,19 +75,26 @@ def prepare(image: np.ndarray, input_size: tuple[int, int], mean, std,
         scale = in_w * max_tiles * (1 - MIN_OVERLAP) / w  # very long: shrink to max_tiles
         scaled_w = max(int(round(w * scale)), 1)
     scaled_h = max(int(round(h * scale)), 1)
-    resized = shrink(bgr, scaled_w, scaled_h)
-    width = max(scaled_w, in_w)
-    canvas = np.full((in_h, width, 3), PAD_VALUE, np.uint8)
-    canvas[:scaled_h, :scaled_w] = resized[:in_h]
-    starts = tile_starts(width, in_w)
-    tensor = np.empty((len(starts), 3, in_h, in_w), np.float32)
-    source = (2, 1, 0) if channel_order == "rgb" else (0, 1, 2)   # canvas is BGR
-    for out, table in enumerate(_normalise_tables(tuple(mean), tuple(std))):
-        # One table look-up per channel: uint8 -> normalised float32, already planar.
-        plane = canvas[:, :, source[out]]
-        for k, x in enumerate(starts):
-            tensor[k, out] = table[plane[:, x:x + in_w]]
+    resized = shrink(bgr, scaled_w, scaled_h)[:in_h]
+    starts = tile_starts(max(scaled_w, in_w), in_w)
     offsets = np.stack([starts, np.zeros_like(starts)], axis=1).astype(np.float32)
+    planes = cv2.split(resized)   # contiguous B, G, R planes
+    if channel_order == "rgb":
+        planes = planes[::-1]
+    tensor = np.full((len(starts), 3, in_h, in_w), PAD_VALUE, np.uint8)
+    rows = resized.shape[0]
+    for k, x in enumerate(starts):   # a few tiles; each channel copied as a plane
+        cols = min(in_w, scaled_w - int(x))
+        for c, plane in enumerate(planes):
+            tensor[k, c, :rows, :cols] = plane[:, x:x + cols]
+    if not pixels:
+        # One table look-up per plane: uint8 -> normalised float32.
+        tables = _normalise_tables(tuple(mean), tuple(std))
+        normalised = np.empty(tensor.shape, np.float32)
+        for k in range(len(starts)):
+            for c in range(3):
+                normalised[k, c] = cv2.LUT(tensor[k, c], tables[c])
+        tensor = normalised
     return Batch(tensor, offsets, float(scale), (h, w))
 
 
