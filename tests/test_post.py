@@ -238,3 +238,13 @@ def test_box_vote_pulls_a_kept_box_towards_its_neighbours():
     np.testing.assert_allclose(fused, [[1, 0, 11, 10], [50, 50, 60, 60]])
     merged = merge_tiles([Detections(xyxy, scores, classes)], 0.5, vote=True)
     np.testing.assert_allclose(merged.xyxy, fused)
+
+
+@settings(max_examples=60, deadline=None)
+@given(box_sets(max_n=200), st.sampled_from([-7, 5000, 2**40]))
+def test_batched_nms_takes_any_integer_class_ids(case, base):
+    # Small non-negative ids shift boxes apart as they are; others are renumbered first.
+    xyxy, scores, classes, thr = case
+    classes = classes * 3 + base
+    assert batched_nms(xyxy, scores, classes, thr).tolist() == reference_batched_nms(
+        xyxy, scores, classes, thr)

@@ -19,7 +19,8 @@ from edge.types import Detections
 MAX_FIXED_POINT_ROUNDS = 10_000  # a chain of N boxes each suppressing the next needs N rounds
 BAND_MIN_BOXES = 256            # below this one sweep is cheaper than banding
 LOGIT_MARGIN = 0.05              # decode_select's pre-filter, in logits
-DENSE_MAX = 48                  # up to this many boxes one IoU matrix beats any sweep
+SMALL_CLASS_IDS = 4096          # class ids below this shift boxes apart as they are
+DENSE_MAX = 128                 # up to this many boxes one IoU matrix beats any sweep
 
 
 # --- grids and decoding -------------------------------------------------------------------------
@@ -254,7 +255,7 @@ def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarra
     round drops little (boxes far apart), the rest is settled in one banded sweep. Loops run
     over rounds, never over boxes."""
     xyxy, scores, _ = _check_boxes(xyxy, scores, np.zeros(len(scores), np.int64))
-    order = np.lexsort((np.arange(len(scores)), -scores))
+    order = _rank(scores)
     ranked = xyxy[order]
     alive = np.arange(len(order))
     kept: list[np.ndarray] = []
@@ -289,9 +290,14 @@ def batched_nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
     if len(xyxy) == 0:
         return np.zeros(0, np.int64)
     if len(xyxy) <= DENSE_MAX:
-        order = np.lexsort((np.arange(len(scores)), -scores))
+        order = _rank(scores)
         return order[_greedy_dense(xyxy[order], class_ids[order], iou_threshold)]
     return nms(_apart_by_class(xyxy, class_ids), scores, iou_threshold)
+
+
+def _rank(scores: np.ndarray) -> np.ndarray:
+    """Indices by descending score, ties by index (a stable sort of the negated scores)."""
+    return np.argsort(-scores, kind="stable")
 
 
 def _greedy_dense(ranked: np.ndarray, class_ids: np.ndarray, iou_threshold: float
@@ -317,7 +323,10 @@ def _greedy_dense(ranked: np.ndarray, class_ids: np.ndarray, iou_threshold: floa
 def _apart_by_class(xyxy: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
     """Shift each class to its own stretch of the x axis: no two classes can overlap then."""
     span = float(xyxy[:, [0, 2]].max() - xyxy[:, [0, 2]].min()) + 1.0
-    _, dense = np.unique(class_ids, return_inverse=True)
+    if len(class_ids) and 0 <= class_ids.min() and class_ids.max() < SMALL_CLASS_IDS:
+        dense = class_ids   # already small: no need to renumber (which sorts)
+    else:
+        _, dense = np.unique(class_ids, return_inverse=True)
     shifted = xyxy.copy()
     shifted[:, [0, 2]] += (dense.astype(np.float64) * 2 * span)[:, None]
     return shifted
