@@ -10,7 +10,7 @@ the cell centre to the box sides in units of the stride, then ``C`` class logits
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -77,6 +77,21 @@ def select(boxes: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | float
     return Detections(boxes[cells], conf, classes)
 
 
+@lru_cache(maxsize=64)
+def _logit_bounds(thresholds: bytes) -> np.ndarray:
+    """Bounds for a head row [4 + C] from float32 class thresholds (as bytes, to be cached):
+    box columns inf; each class its threshold's logit less a margin far above float32
+    sigmoid error; at or below 0 every cell passes, at or above 1 only logits the sigmoid
+    rounds up to 1."""
+    thr = np.frombuffer(thresholds, np.float32)
+    p = np.clip(thr.astype(np.float64), 1e-12, 1 - 1e-12)
+    bound = np.where(thr <= 0, -np.inf, np.where(thr >= 1, 15.0,
+                                                 np.log(p) - np.log1p(-p) - LOGIT_MARGIN))
+    bound = np.concatenate([np.full(4, np.inf), bound]).astype(np.float32)
+    bound.setflags(write=False)
+    return bound
+
+
 def decode_select(raw: np.ndarray, input_size: tuple[int, int], strides: Sequence[int],
                   thresholds: np.ndarray | float, max_candidates: int = 30_000) -> Detections:
     """``select(*decode(raw, ...), thresholds)`` without decoding every cell: logits are
@@ -86,12 +101,10 @@ def decode_select(raw: np.ndarray, input_size: tuple[int, int], strides: Sequenc
     centres, cell_strides = grid(tuple(input_size), tuple(strides))
     _check_head(raw, len(centres), input_size, strides)
     thr = np.broadcast_to(np.asarray(thresholds, np.float32), (raw.shape[1] - 4,))
-    # The logit of each threshold, less a margin far above float32 sigmoid error; at or
-    # below 0 every cell passes, at or above 1 only logits the sigmoid rounds up to 1.
-    p = np.clip(thr.astype(np.float64), 1e-12, 1 - 1e-12)
-    bound = np.where(thr <= 0, -np.inf, np.where(thr >= 1, 15.0,
-                                                 np.log(p) - np.log1p(-p) - LOGIT_MARGIN))
-    cells, classes = np.nonzero(raw[:, 4:] >= bound[None, :])
+    # One pass over the whole contiguous head (box columns never pass: their bound is inf).
+    flat = np.flatnonzero(raw >= _logit_bounds(thr.tobytes()))
+    cells, column = np.divmod(flat, raw.shape[1])
+    classes = column - 4
     conf = sigmoid(raw[cells, 4 + classes].astype(np.float32))
     sure = conf >= thr[classes]
     cells, classes, conf = cells[sure], classes[sure], conf[sure]
