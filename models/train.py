@@ -95,6 +95,8 @@ def parse(argv):
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--assigner", choices=["centre", "aligned"], default="aligned",
                    help="positives by centre sampling, or by task alignment among them")
+    p.add_argument("--mosaic", type=float, default=0.0,
+                   help="share of samples made of four half-size crops")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
     return p.parse_args(argv)
@@ -133,7 +135,7 @@ def main(argv=None) -> int:
     model = ParcelNet(len(THREAT_CLASSES)).to(device)
     ema = Ema(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
-    dataset = data.TrainSet(train, args.seed, progress=True)
+    dataset = data.TrainSet(train, args.seed, progress=True, mosaic=args.mosaic)
     per_epoch = len(dataset) // args.batch
     total = per_epoch * args.epochs
     args.out.mkdir(parents=True, exist_ok=True)

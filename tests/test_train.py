@@ -71,6 +71,32 @@ def test_augmented_boxes_stay_on_their_objects(seed):
         assert not (dark & ~covered).any()
 
 
+def test_mosaic_samples_keep_their_boxes_on_objects(tmp_path):
+    import cv2
+    records = []
+    for k in range(4):
+        img = np.full((300, 500, 3), 255, np.uint8)
+        box = np.array([[40 + 60 * k, 60, 120 + 60 * k, 140]], np.float32)
+        x1, y1, x2, y2 = box[0].astype(int)
+        img[y1:y2, x1:x2] = 0
+        cv2.imwrite(str(tmp_path / f"{k}.png"), img)
+        records.append(data.Record(tmp_path / f"{k}.png", box, np.array([k], np.int64)))
+    dataset = data.TrainSet(records, seed=0, size=256, mosaic=1.0)
+    for i in [0, 1, 2, 3] * 2:
+        dataset.epoch += 1
+        image, boxes, classes = dataset[i]
+        dark = image.mean(0).numpy() < 0.5
+        assert len(boxes) == len(classes) >= 1
+        covered = np.zeros_like(dark)
+        for x1, y1, x2, y2 in boxes.numpy():
+            inner = dark[int(np.ceil(y1)) + 2:int(y2) - 2, int(np.ceil(x1)) + 2:int(x2) - 2]
+            assert inner.size == 0 or inner.mean() > 0.9
+            covered[int(y1):int(np.ceil(y2)) + 1, int(x1):int(np.ceil(x2)) + 1] = True
+        # Dark pixels outside every box are only objects cut below MIN_VISIBLE at a
+        # quarter's edge: never more than a sliver.
+        assert (dark & ~covered).sum() <= 0.5 * dark.sum()
+
+
 def fake_checkpoint():
     return {"args": {"parcels": 1, "seed": 0, "batch": 1, "real": []}, "history": [],
             "step": 0}
