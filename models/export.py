@@ -40,7 +40,7 @@ CALIBRATION_TILES = 256
 
 def load_ema(checkpoint: Path) -> tuple[ParcelNet, dict]:
     ckpt = torch.load(checkpoint, map_location="cpu")
-    model = ParcelNet(len(THREAT_CLASSES))
+    model = ParcelNet(len(THREAT_CLASSES), decoupled=ckpt["args"].get("decoupled", False))
     model.load_state_dict(ckpt["ema"])
     return model.eval(), ckpt
 

@@ -95,6 +95,8 @@ def parse(argv):
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--assigner", choices=["centre", "aligned"], default="aligned",
                    help="positives by centre sampling, or by task alignment among them")
+    p.add_argument("--decoupled", action="store_true",
+                   help="classes and boxes from towers of their own")
     p.add_argument("--mosaic", type=float, default=0.0,
                    help="share of samples made of four half-size crops")
     p.add_argument("--resume", action="store_true")
@@ -132,7 +134,7 @@ def main(argv=None) -> int:
     print(f"data: {len(train)} training images, {len(val)} validation images "
           f"({time.time() - started:.0f} s)", flush=True)
 
-    model = ParcelNet(len(THREAT_CLASSES)).to(device)
+    model = ParcelNet(len(THREAT_CLASSES), decoupled=args.decoupled).to(device)
     ema = Ema(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
     dataset = data.TrainSet(train, args.seed, progress=True, mosaic=args.mosaic)

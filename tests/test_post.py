@@ -248,3 +248,20 @@ def test_batched_nms_takes_any_integer_class_ids(case, base):
     classes = classes * 3 + base
     assert batched_nms(xyxy, scores, classes, thr).tolist() == reference_batched_nms(
         xyxy, scores, classes, thr)
+
+
+def test_ranking_handles_signed_zeros_negative_and_extreme_scores():
+    scores = np.array([0.0, -0.0, -1.5, 3e38, -3e38, 1e-45, -1e-45, 0.5, 0.5, -0.0],
+                      np.float32)
+    n = len(scores)
+    xyxy = np.stack([np.arange(n) * 10.0, np.zeros(n), np.arange(n) * 10.0 + 5, np.full(n, 5.0)],
+                    1).astype(np.float32)   # apart: nothing suppressed, only the order counts
+    want = sorted(range(n), key=lambda i: (-float(scores[i]), i))
+    for count in (n, 200):   # the one-matrix path and the rounds
+        reps = -(-count // n)
+        big_xyxy = np.concatenate([xyxy + [k * 200, 0, k * 200, 0] for k in range(reps)])
+        big_scores = np.tile(scores, reps)
+        classes = np.zeros(len(big_scores), np.int64)
+        got = batched_nms(big_xyxy, big_scores, classes, 0.5).tolist()
+        assert got == sorted(range(len(big_scores)), key=lambda i: (-float(big_scores[i]), i))
+    assert batched_nms(xyxy, scores, np.zeros(n, np.int64), 0.5).tolist() == want

@@ -175,7 +175,7 @@ def _sweep(xyxy: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarr
     IoU <= overlap_x / width for either box, so after sorting by x1, box j (x1_j >= x1_i) can
     only matter when x1_j < x2_i - threshold * width_i (the sweep window) and its x overlap
     exceeds threshold * width_j (the first filter); y is looked at only for the survivors."""
-    order = np.argsort(xyxy[:, 0], kind="stable")
+    order = np.argsort(xyxy[:, 0])   # any order among equal x1 will do
     sx1, sy1, sx2, sy2 = (np.ascontiguousarray(xyxy[order, k]) for k in range(4))
     width, height = np.maximum(sx2 - sx1, 0), np.maximum(sy2 - sy1, 0)
     n = len(order)
@@ -215,7 +215,7 @@ def pairs_between(a_box: np.ndarray, b_box: np.ndarray, iou_threshold: float
     empty = np.zeros(0, np.int64)
     if len(a_box) == 0 or len(b_box) == 0:
         return empty, empty
-    order = np.argsort(b_box[:, 0], kind="stable")
+    order = np.argsort(b_box[:, 0])
     bx1, by1, bx2, by2 = (np.ascontiguousarray(b_box[order, k]) for k in range(4))
     # x overlap must exceed threshold * width of a, so x1_b lies in
     # (x1_a + t * w_a - widest_b, x2_a - t * w_a).
@@ -263,13 +263,15 @@ def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarra
     """Greedy NMS: indices kept, by descending score (ties: lower index first).
 
     Boxes go in rank order, in rounds: the best few are settled among themselves, then every
-    lower box that a box kept so far overlaps is dropped at once. Detector output is dense
-    clusters, each settled by its best box, so a few small rounds clear most of it. When a
-    round drops little (boxes far apart), the rest is settled in one banded sweep. Loops run
-    over rounds, never over boxes."""
+    lower box that a box kept in that round overlaps is dropped at once. Detector output is
+    dense clusters, each settled by its best box, so a few small rounds clear most of it. When
+    a round drops little (boxes far apart), the rest is settled in one banded sweep. Loops
+    run over rounds, never over boxes."""
     xyxy, scores, _ = _check_boxes(xyxy, scores, np.zeros(len(scores), np.int64))
     order = _rank(scores)
     ranked = xyxy[order]
+    by_x = _XSorted(ranked, np.arange(len(order)))
+    undecided = np.ones(len(order), bool)
     alive = np.arange(len(order))
     kept: list[np.ndarray] = []
     size = CHUNK
@@ -280,15 +282,53 @@ def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarra
         chunk, rest = alive[:size], alive[size:]
         settled = chunk[_greedy_within(ranked[chunk], iou_threshold)]
         kept.append(settled)
-        hit, _ = pairs_between(ranked[rest], ranked[settled], iou_threshold)
-        survive = np.ones(len(rest), bool)
-        survive[hit] = False
-        alive = rest[survive]
+        undecided[chunk] = False
+        undecided[by_x.overlapped(ranked[settled], undecided, iou_threshold)] = False
+        alive = rest[undecided[rest]]
+        if len(alive) < len(by_x.ids) // 2:   # mostly decided: sweep only the open ones
+            by_x = _XSorted(ranked[alive], alive)
         if len(rest) - len(alive) < SPARSE * len(rest):
             kept.append(alive[_greedy_within(ranked[alive], iou_threshold)])
             break
         size *= 2
     return order[np.concatenate(kept)] if kept else np.zeros(0, np.int64)
+
+
+class _XSorted:
+    """Boxes (known by ``ids``) sorted by x1 once, for rounds that each ask which of them a
+    few boxes overlap."""
+
+    def __init__(self, boxes: np.ndarray, ids: np.ndarray):
+        self.ids = ids
+        self.order = np.argsort(boxes[:, 0])
+        self.x1, self.y1, self.x2, self.y2 = (np.ascontiguousarray(boxes[self.order, k])
+                                              for k in range(4))
+        self.area = np.maximum(self.x2 - self.x1, 0) * np.maximum(self.y2 - self.y1, 0)
+        self.widest = float(np.max(self.x2 - self.x1, initial=0))
+
+    def overlapped(self, by: np.ndarray, among: np.ndarray, iou_threshold: float
+                   ) -> np.ndarray:
+        """Ids of the boxes flagged in ``among`` (indexed by id) that some box of ``by``
+        ([K, 4]) overlaps with IoU above the threshold. A box j can only if x1_j lies in
+        (x1 + t * w - widest, x2 - t * w) of the box overlapping it."""
+        margin = iou_threshold * np.maximum(by[:, 2] - by[:, 0], 0)
+        lo = np.searchsorted(self.x1, by[:, 0] + margin - self.widest, side="left")
+        hi = np.searchsorted(self.x1, by[:, 2] - margin, side="left")
+        counts = np.maximum(hi - lo, 0)
+        total = int(counts.sum())
+        if total == 0:
+            return np.zeros(0, np.int64)
+        starts = np.cumsum(counts) - counts
+        pos = np.arange(total) + np.repeat(lo - starts, counts)
+        i = np.repeat(np.arange(len(by)), counts)
+        open_ = among[self.ids[self.order[pos]]]
+        pos, i = pos[open_], i[open_]
+        iw = np.minimum(by[i, 2], self.x2[pos]) - np.maximum(by[i, 0], self.x1[pos])
+        ih = np.minimum(by[i, 3], self.y2[pos]) - np.maximum(by[i, 1], self.y1[pos])
+        inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+        area_by = np.maximum(by[:, 2] - by[:, 0], 0) * np.maximum(by[:, 3] - by[:, 1], 0)
+        hit = (inter > iou_threshold * (area_by[i] + self.area[pos] - inter)) & (inter > 0)
+        return self.ids[self.order[pos[hit]]]
 
 
 def batched_nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
@@ -309,8 +349,14 @@ def batched_nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
 
 
 def _rank(scores: np.ndarray) -> np.ndarray:
-    """Indices by descending score, ties by index (a stable sort of the negated scores)."""
-    return np.argsort(-scores, kind="stable")
+    """Indices by descending score, ties by index. The negated float32 scores become
+    order-keeping integers (sign and magnitude to two's complement; -0 and +0 alike) with the
+    index in the low 32 bits: unique keys, so a plain sort is enough, at half a stable one's
+    cost."""
+    negated = np.negative(scores, dtype=np.float32) + np.float32(0.0)   # -0.0 -> +0.0
+    bits = negated.view(np.int32).astype(np.int64)
+    key = np.where(bits >= 0, bits, -(bits & 0x7FFFFFFF))
+    return np.argsort((key << 32) | np.arange(len(scores), dtype=np.int64))
 
 
 def _greedy_dense(ranked: np.ndarray, class_ids: np.ndarray, iou_threshold: float
