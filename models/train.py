@@ -97,8 +97,9 @@ def parse(argv):
                    help="positives by centre sampling, or by task alignment among them")
     p.add_argument("--decoupled", action="store_true",
                    help="classes and boxes from towers of their own")
-    p.add_argument("--mosaic", type=float, default=0.0,
-                   help="share of samples made of four half-size crops")
+    p.add_argument("--mosaic", type=float, default=0.5,
+                   help="share of samples made of four half-size crops (more objects per "
+                        "step: class learning is starved of objects on two cores)")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
     return p.parse_args(argv)
