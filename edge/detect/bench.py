@@ -130,11 +130,11 @@ def bench_models(paths, batches=(1, 2), repeats: int = 20, threads: int = 2) -> 
     dets = [Detector(p, threads=threads) for p in paths]
     times: dict[tuple[int, int], list[float]] = {(i, b): [] for i in range(len(dets))
                                                  for b in batches}
-    pixels = {(b, size): np.random.default_rng(0).integers(0, 256, (b, 3, *size))
-              for b in batches for size in {d.info.input_size for d in dets}}
-    inputs = {(i, b): (pixels[b, d.info.input_size] if d.info.pixels
-                              else pixels[b, d.info.input_size] / 255).astype(d.input_dtype)
-              for i, d in enumerate(dets) for b in batches}
+    def sample(det, b: int) -> np.ndarray:   # the same pixels for every model of a size
+        x = np.random.default_rng(0).integers(0, 256, (b, 3, *det.info.input_size))
+        return (x if det.info.pixels else x / 255).astype(det.input_dtype)
+
+    inputs = {(i, b): sample(d, b) for i, d in enumerate(dets) for b in batches}
     for _ in range(repeats):
         for (i, b), samples in times.items():
             start = time.perf_counter()

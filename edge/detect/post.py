@@ -208,46 +208,21 @@ def _sweep(xyxy: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarr
     return np.minimum(a, b), np.maximum(a, b)
 
 
-def pairs_between(a_box: np.ndarray, b_box: np.ndarray, iou_threshold: float
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i, j) of a_box[i], b_box[j] ([K, 4] each) with IoU above the threshold: b is
-    swept along x, each a box compared only with the b boxes whose x1 falls in its window."""
-    empty = np.zeros(0, np.int64)
-    if len(a_box) == 0 or len(b_box) == 0:
-        return empty, empty
-    order = np.argsort(b_box[:, 0])
-    bx1, by1, bx2, by2 = (np.ascontiguousarray(b_box[order, k]) for k in range(4))
-    # x overlap must exceed threshold * width of a, so x1_b lies in
-    # (x1_a + t * w_a - widest_b, x2_a - t * w_a).
-    widest = float(np.max(bx2 - bx1, initial=0))
-    margin = iou_threshold * np.maximum(a_box[:, 2] - a_box[:, 0], 0)
-    lo = np.searchsorted(bx1, a_box[:, 0] + margin - widest, side="left")
-    hi = np.searchsorted(bx1, a_box[:, 2] - margin, side="left")
-    counts = np.maximum(hi - lo, 0)
-    total = int(counts.sum())
-    if total == 0:
-        return empty, empty
-    i = np.repeat(np.arange(len(a_box)), counts)
-    j = np.repeat(lo, counts) + (np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts))
-    ax1, ay1, ax2, ay2 = (a_box[i, k] for k in range(4))
-    iw = np.minimum(ax2, bx2[j]) - np.maximum(ax1, bx1[j])
-    ih = np.minimum(ay2, by2[j]) - np.maximum(ay1, by1[j])
-    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
-    area_a = np.maximum(ax2 - ax1, 0) * np.maximum(ay2 - ay1, 0)
-    area_b = np.maximum(bx2[j] - bx1[j], 0) * np.maximum(by2[j] - by1[j], 0)
-    hit = (inter > iou_threshold * (area_a + area_b - inter)) & (inter > 0)
-    return i[hit], order[j[hit]]
-
-
 def _greedy_within(ranked: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Greedy NMS of boxes already in rank order: bool keep mask."""
     a, b = overlapping_pairs(ranked, iou_threshold)  # a outranks b
-    keep = np.ones(len(ranked), bool)
-    # Greedy NMS keeps a box unless a kept, better box overlaps it. That rule has one fixed
-    # point; iterating it from "keep all" settles one more rank of the suppression chain each
-    # round, so rounds = the longest chain, a handful in practice.
+    return _keep_unsuppressed(len(ranked), a, b)
+
+
+def _keep_unsuppressed(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Keep mask of n ranked boxes where box a[k] (better) overlaps box b[k] (worse).
+
+    Greedy NMS keeps a box unless a kept, better box overlaps it. That rule has one fixed
+    point; iterating it from "keep all" settles one more rank of the suppression chain each
+    round, so rounds = the longest chain, a handful in practice."""
+    keep = np.ones(n, bool)
     for _ in range(MAX_FIXED_POINT_ROUNDS):
-        suppressed = np.zeros(len(ranked), bool)
+        suppressed = np.zeros(n, bool)
         suppressed[b[keep[a]]] = True
         if np.array_equal(~suppressed, keep):
             break
@@ -283,7 +258,7 @@ def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarra
         settled = chunk[_greedy_within(ranked[chunk], iou_threshold)]
         kept.append(settled)
         undecided[chunk] = False
-        undecided[by_x.overlapped(ranked[settled], undecided, iou_threshold)] = False
+        undecided[by_x.pairs(ranked[settled], iou_threshold, undecided)[1]] = False
         alive = rest[undecided[rest]]
         if len(alive) < len(by_x.ids) // 2:   # mostly decided: sweep only the open ones
             by_x = _XSorted(ranked[alive], alive)
@@ -306,29 +281,31 @@ class _XSorted:
         self.area = np.maximum(self.x2 - self.x1, 0) * np.maximum(self.y2 - self.y1, 0)
         self.widest = float(np.max(self.x2 - self.x1, initial=0))
 
-    def overlapped(self, by: np.ndarray, among: np.ndarray, iou_threshold: float
-                   ) -> np.ndarray:
-        """Ids of the boxes flagged in ``among`` (indexed by id) that some box of ``by``
-        ([K, 4]) overlaps with IoU above the threshold. A box j can only if x1_j lies in
-        (x1 + t * w - widest, x2 - t * w) of the box overlapping it."""
+    def pairs(self, by: np.ndarray, iou_threshold: float, among: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs (i, id) where box ``by[i]`` ([K, 4]) overlaps an indexed box with IoU above
+        the threshold; ``among`` (bool, indexed by id) limits the indexed boxes looked at.
+        Box j can only if x1_j lies in (x1 + t * w - widest, x2 - t * w) of by's box."""
+        empty = np.zeros(0, np.int64)
         margin = iou_threshold * np.maximum(by[:, 2] - by[:, 0], 0)
         lo = np.searchsorted(self.x1, by[:, 0] + margin - self.widest, side="left")
         hi = np.searchsorted(self.x1, by[:, 2] - margin, side="left")
         counts = np.maximum(hi - lo, 0)
         total = int(counts.sum())
         if total == 0:
-            return np.zeros(0, np.int64)
+            return empty, empty
         starts = np.cumsum(counts) - counts
         pos = np.arange(total) + np.repeat(lo - starts, counts)
         i = np.repeat(np.arange(len(by)), counts)
-        open_ = among[self.ids[self.order[pos]]]
-        pos, i = pos[open_], i[open_]
+        if among is not None:
+            open_ = among[self.ids[self.order[pos]]]
+            pos, i = pos[open_], i[open_]
         iw = np.minimum(by[i, 2], self.x2[pos]) - np.maximum(by[i, 0], self.x1[pos])
         ih = np.minimum(by[i, 3], self.y2[pos]) - np.maximum(by[i, 1], self.y1[pos])
         inter = np.maximum(iw, 0) * np.maximum(ih, 0)
         area_by = np.maximum(by[:, 2] - by[:, 0], 0) * np.maximum(by[:, 3] - by[:, 1], 0)
         hit = (inter > iou_threshold * (area_by[i] + self.area[pos] - inter)) & (inter > 0)
-        return self.ids[self.order[pos[hit]]]
+        return i[hit], self.ids[self.order[pos[hit]]]
 
 
 def batched_nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
@@ -369,14 +346,8 @@ def _greedy_dense(ranked: np.ndarray, class_ids: np.ndarray, iou_threshold: floa
     area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
     over = (inter > iou_threshold * (area[:, None] + area[None, :] - inter)) & (inter > 0)
     over &= class_ids[:, None] == class_ids[None, :]
-    over = np.triu(over, 1)   # row outranks column
-    keep = np.ones(len(ranked), bool)
-    for _ in range(len(ranked) + 1):   # the same fixed point as _greedy_within
-        settled = ~(over & keep[:, None]).any(0)
-        if np.array_equal(settled, keep):
-            break
-        keep = settled
-    return keep
+    a, b = np.nonzero(np.triu(over, 1))   # row outranks column
+    return _keep_unsuppressed(len(ranked), a, b)
 
 
 def _apart_by_class(xyxy: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
@@ -411,7 +382,7 @@ def box_vote(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, kept: 
     if len(kept) == 0:
         return np.zeros((0, 4), np.float32)
     shifted = _apart_by_class(xyxy, class_ids)
-    i, j = pairs_between(shifted[kept], shifted, iou_threshold)
+    i, j = _XSorted(shifted, np.arange(len(shifted))).pairs(shifted[kept], iou_threshold)
     # A kept box always counts itself, even when its IoU with itself is not "above" 1.0.
     i, j = np.concatenate([i, np.arange(len(kept))]), np.concatenate([j, kept])
     unique = np.unique(i * len(xyxy) + j)
