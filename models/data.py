@@ -167,7 +167,10 @@ def flip_rotate(img, boxes, rng):
 
 class TrainSet(torch.utils.data.Dataset):
     """Training samples: every image decoded once and held at HELD_HEIGHT (data loader
-    processes share it by fork), then cut, zoomed, turned and repainted per epoch."""
+    processes share it by fork), then cut, zoomed, turned and repainted per epoch.
+
+    Objects keep the scale the runtime sees (parcel height to ``INPUT``) whatever ``size``
+    the crops are: a smaller crop is a cheaper step, not a different scale."""
 
     def __init__(self, records: list[Record], seed: int, size: int = INPUT,
                  progress: bool = False, mosaic: float = 0.0):
@@ -202,7 +205,7 @@ class TrainSet(torch.utils.data.Dataset):
     def _piece(self, i: int, rng, size: int, zoom=(0.55, 1.8)):
         r, img, f = self.records[i], self.images[i], self.shrink[i]
         # The runtime scales the original height to the input: the same here, from the copy.
-        base = self.size / (img.shape[0] / f) / f
+        base = INPUT / (img.shape[0] / f) / f
         img, boxes, classes = crop(img, r.boxes * f, r.classes, rng, size, zoom, base=base,
                                    focus=FOCUS)
         img, boxes = flip_rotate(img, boxes, rng)

@@ -126,6 +126,20 @@ def test_stage_benchmark_times_each_stage_on_one_input(tmp_path):
     assert figures["pre_ms"] > 0 and figures["session_run_ms"] > 0 and figures["post_ms"] > 0
 
 
+def test_model_benchmark_times_every_model_and_batch_in_one_run(tmp_path):
+    from edge.detect.bench import bench_models
+
+    paths = [write_model(tmp_path / "f.onnx", planted_head([])),
+             write_model(tmp_path / "p.onnx", planted_head([]), pixels=True)]
+    figures = bench_models(paths, batches=(1, 2), repeats=4, block=3)
+    assert figures["repeats"] == 4
+    assert [r["model"] for r in figures["rows"]] == [str(p) for p in paths]
+    for row in figures["rows"]:
+        assert row["batch1_ms"] > 0 and row["batch2_ms"] > 0
+    with pytest.raises(ValueError, match="block"):
+        bench_models(paths, block=1)
+
+
 def test_pixel_input_model_gets_the_same_boxes_from_raw_pixels(tmp_path):
     head = planted_head([(16, 1, 2, 1, 1.5)])
     floats = Detector(write_model(tmp_path / "f.onnx", head))

@@ -97,6 +97,26 @@ def test_mosaic_samples_keep_their_boxes_on_objects(tmp_path):
         assert (dark & ~covered).sum() <= 0.5 * dark.sum()
 
 
+def test_smaller_training_crops_keep_the_runtime_scale(tmp_path):
+    import cv2
+    img = np.full((600, 900, 3), 255, np.uint8)
+    img[250:330, 400:520] = 0   # 120 x 80 px: 64 x 42.7 at the runtime scale (320 / 600)
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    records = [data.Record(tmp_path / "a.png", np.array([[400, 250, 520, 330]], np.float32),
+                           np.array([0], np.int64))]
+    sizes = {}
+    for size in (data.INPUT, 256):
+        dataset = data.TrainSet(records, seed=3, size=size)
+        image, boxes, _ = dataset[0]
+        assert image.shape == (3, size, size)
+        sides = (boxes[:, 2:] - boxes[:, :2]).numpy()
+        sizes[size] = sorted(sides.ravel())   # a quarter turn may swap the sides
+    # The same draws zoom both samples alike: only the crop window differs.
+    np.testing.assert_allclose(sizes[256], sizes[data.INPUT], rtol=0.03)
+    zoomed = np.array(sizes[256]) / np.array(sorted([64.0, 42.7]))
+    assert 0.5 <= zoomed.min() and zoomed.max() <= 1.9
+
+
 def fake_checkpoint():
     return {"args": {"parcels": 1, "seed": 0, "batch": 1, "real": []}, "history": [],
             "step": 0}

@@ -122,11 +122,18 @@ def bench_stages(model_path, image: np.ndarray, repeats: int = 30) -> dict:
             "pre_post_share_of_run": round((pre_ms + post_ms) / run_ms, 4)}
 
 
-def bench_models(paths, batches=(1, 2), repeats: int = 20, threads: int = 2) -> dict:
+def bench_models(paths, batches=(1, 2), repeats: int = 20, threads: int = 2,
+                 block: int = 5) -> dict:
     """Bare session-run latency of several models at their deployed input size, measured in
-    one run, rounds interleaved so background load falls on all of them alike (median ms)."""
+    one run (median ms). Each model runs ``block`` times in a row, then the next: a model
+    runs alone on an edge box, and switching after every call would time each one with the
+    other's weights in the caches (twice as slow here). Rounds of blocks repeat, so
+    background load falls on all of them alike; the first call of each block is not
+    counted."""
     from edge.detect.model import Detector
 
+    if block < 2:
+        raise ValueError(f"block must be at least 2 (its first call is not counted), got {block}")
     dets = [Detector(p, threads=threads) for p in paths]
     times: dict[tuple[int, int], list[float]] = {(i, b): [] for i in range(len(dets))
                                                  for b in batches}
@@ -135,11 +142,14 @@ def bench_models(paths, batches=(1, 2), repeats: int = 20, threads: int = 2) -> 
         return (x if det.info.pixels else x / 255).astype(det.input_dtype)
 
     inputs = {(i, b): sample(d, b) for i, d in enumerate(dets) for b in batches}
-    for _ in range(repeats):
+    rounds = max(1, -(-repeats // (block - 1)))
+    for _ in range(rounds):
         for (i, b), samples in times.items():
-            start = time.perf_counter()
-            dets[i].raw(inputs[i, b])
-            samples.append((time.perf_counter() - start) * 1000)
+            for k in range(block):
+                start = time.perf_counter()
+                dets[i].raw(inputs[i, b])
+                if k:
+                    samples.append((time.perf_counter() - start) * 1000)
     rows = []
     for i, d in enumerate(dets):
         row = {"model": str(paths[i]), "version": d.info.version,
@@ -148,4 +158,4 @@ def bench_models(paths, batches=(1, 2), repeats: int = 20, threads: int = 2) -> 
         for b in batches:
             row[f"batch{b}_ms"] = round(float(np.median(times[i, b])), 2)
         rows.append(row)
-    return {"threads": threads, "repeats": repeats, "rows": rows}
+    return {"threads": threads, "repeats": rounds * (block - 1), "rows": rows}
