@@ -103,6 +103,8 @@ def decode_select(raw: np.ndarray, input_size: tuple[int, int], strides: Sequenc
     thr = np.broadcast_to(np.asarray(thresholds, np.float32), (raw.shape[1] - 4,))
     # One pass over the whole contiguous head (box columns never pass: their bound is inf).
     flat = np.flatnonzero(raw >= _logit_bounds(thr.tobytes()))
+    if len(flat) == 0:   # most parcels are clear: nothing more to do for them
+        return Detections.empty()
     cells, column = np.divmod(flat, raw.shape[1])
     classes = column - 4
     conf = sigmoid(raw[cells, 4 + classes].astype(np.float32))
@@ -366,6 +368,8 @@ def _apart_by_class(xyxy: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
 
 def to_parcel(det: Detections, offset_xy, scale: float, parcel_shape) -> Detections:
     """Map boxes from model-input pixels to parcel pixels: ``(xy - offset) / scale``, clipped."""
+    if len(det) == 0:
+        return det
     h, w = parcel_shape
     xyxy = (det.xyxy - np.tile(np.asarray(offset_xy, np.float32), 2)) / scale
     xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
@@ -399,9 +403,10 @@ def merge_tiles(parts: Sequence[Detections], iou_threshold: float,
     class-aware NMS over all of them (an object seen whole in one tile outranks its cut-off
     copy in the next, whose IoU with it is high because tiles overlap by more than an object).
     ``vote`` refines each kept box by weighted box fusion (``box_vote``)."""
-    merged = Detections.merge(list(parts))
-    if len(merged) == 0:
-        return merged
+    found = [p for p in parts if len(p)]
+    if not found:
+        return Detections.empty()
+    merged = found[0] if len(found) == 1 else Detections.merge(found)
     kept = batched_nms(merged.xyxy, merged.score, merged.class_id, iou_threshold)
     out = merged[kept]
     if vote:
