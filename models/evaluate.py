@@ -64,17 +64,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("models", nargs="+", type=Path, help="ONNX files to compare")
     parser.add_argument("--data", type=Path, nargs="+", required=True,
                         help="folders with annotations.json (COCO), e.g. data/sim-test")
+    parser.add_argument("--by-folder", action="store_true",
+                        help="also score each image folder on its own (the simulator writes "
+                             "colour/ and grey/: how much does the rendering matter?)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     records = [r for folder in args.data for r in coco_records(folder)]
-    results = {}
+    groups = {"all": records}
+    if args.by_folder:
+        for r in records:
+            groups.setdefault(r.path.parent.name, []).append(r)
+    results: dict[str, dict] = {name: {} for name in groups}
     for path in args.models:
         raw, info = onnx_raw(path)
-        results[str(path)] = evaluate(raw, info, records, progress=not args.json)
+        for name, subset in groups.items():
+            results[name][str(path)] = evaluate(raw, info, subset, progress=not args.json)
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps(results if args.by_folder else results["all"]))
         return 0
-    print(report(results))
+    print("\n\n".join(f"{name}: {report(scores)}" if args.by_folder else report(scores)
+                      for name, scores in results.items()))
     return 0
 
 

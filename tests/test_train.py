@@ -178,6 +178,24 @@ def test_int8_quantisation_keeps_metadata_and_outputs(exported, tmp_path):
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.98
 
 
+def test_evaluate_scores_each_rendering_folder_too(exported, tmp_path, capsys):
+    from edge.config import EdgeConfig
+    from edge.scanner.dataset import write_dataset
+    from models.evaluate import main
+    _, path = exported
+    config = EdgeConfig()
+    config = config.model_copy(update={"scanner": config.scanner.model_copy(
+        update={"threat_share": 1.0})})
+    write_dataset(config, 2, tmp_path / "set", seed=5, raw_and_photo=False)
+    assert main([str(path), "--data", str(tmp_path / "set"), "--by-folder", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert set(results) == {"all", "colour", "grey"}
+    images = {name: r[str(path)]["images"] for name, r in results.items()}
+    assert images["all"] == images["colour"] + images["grey"] == 4
+    for r in results.values():
+        assert 0 <= r[str(path)]["mAP50"] <= 1
+
+
 def test_training_runs_checkpoints_and_resumes(tmp_path):
     from models.train import main
     args = ["--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
