@@ -33,7 +33,7 @@ test: dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-# Simulate, train (about 90 minutes on two CPU cores; a GPU when torch sees one), export and
+# Simulate, train (about 70 minutes on two quiet CPU cores; a GPU when torch sees one), export and
 # quantise the shipped model, then print FP32 against INT8 accuracy on the simulated test set.
 train: dev
 	$(BIN)/python -m models.train --out runs/parcelnet $(ARGS)

@@ -148,10 +148,16 @@ class RenderConfig(Section):
                                             "single-energy grey.")
 
 
+# The model that ships with the source (models/parcelnet/CARD.md), found from the package.
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "parcelnet" / \
+    "parcelnet.int8.onnx"
+
+
 class DetectorConfig(Section):
     """The ONNX detector and its runtime."""
 
-    model: Path | None = Field(None, description="ONNX model file; none: no detection yet.")
+    model: Path | None = Field(SHIPPED_MODEL, description="ONNX model file (default: the model "
+                               "shipped in models/parcelnet); none: no detection.")
     providers: tuple[str, ...] = Field(("CPUExecutionProvider",), description="onnxruntime "
                                        "execution providers in order of preference (CUDA, "
                                        "TensorRT, OpenVINO when installed); CPU always last.")

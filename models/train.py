@@ -87,7 +87,7 @@ def parse(argv):
     p.add_argument("--test-parcels", type=int, default=300)
     p.add_argument("--real", type=Path, nargs="*", default=[],
                    help="labelled real scans to mix in (COCO json, VOC or YOLO folders)")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -100,7 +100,7 @@ def parse(argv):
     p.add_argument("--mosaic", type=float, default=0.5,
                    help="share of samples made of four half-size crops (more objects per "
                         "step: class learning is starved of objects on two cores)")
-    p.add_argument("--crop", type=int, default=data.INPUT,
+    p.add_argument("--crop", type=int, default=256,
                    help="training crop side in pixels, at the runtime's scale (smaller crops "
                         "make cheaper steps: 256 takes about 0.6 of the time of 320)")
     p.add_argument("--resume", action="store_true")

@@ -106,10 +106,35 @@ def test_missing_model_says_how_to_get_one(tmp_path, capsys, monkeypatch):
     assert code == 2 and not lines
     assert str(tmp_path / "models" / "x.onnx") in err and "make train" in err
     monkeypatch.delenv("EDGE_DETECTOR__MODEL")
-    code, _, err = run_detect(capsys, image)
+    config = tmp_path / "none.yaml"
+    config.write_text("detector:\n  model: null\n")
+    code = main(["--config", str(config), "detect", str(image)])
+    err = capsys.readouterr().err
     assert code == 2 and "no model is configured" in err and "make train" in err
     code, _, err = run_detect(capsys, "--model", tmp_path / "other.onnx", image)
     assert code == 2 and "other.onnx does not exist" in err
+
+
+def test_the_shipped_model_is_the_default(tmp_path, capsys, monkeypatch):
+    from edge.config import SHIPPED_MODEL, EdgeConfig
+    from edge.detect.model import Detector
+    from edge.scanner.phantoms import THREAT_CLASSES
+
+    monkeypatch.delenv("EDGE_DETECTOR__MODEL", raising=False)
+    assert EdgeConfig().detector.model == SHIPPED_MODEL and SHIPPED_MODEL.is_file()
+    assert (SHIPPED_MODEL.parent / "CARD.md").is_file()
+    det = Detector(SHIPPED_MODEL, threads=1)
+    assert det.info.classes == tuple(THREAT_CLASSES) and det.info.pixels
+    image = np.full((500, 900), 235, np.uint8)   # a grey scan: a dense bar on a light parcel
+    image[200:260, 300:600] = 30
+    cv2.imwrite(str(tmp_path / "scan.png"), image)
+    code, lines, _ = run_detect(capsys, "--json", "--conf", "0.01", tmp_path / "scan.png")
+    assert code == 0 and len(lines) == 1
+    result = json.loads(lines[0])
+    for d in result["detections"]:
+        assert d["label"] in THREAT_CLASSES and 0.01 <= d["score"] <= 1
+        x1, y1, x2, y2 = d["box"]
+        assert 0 <= x1 <= x2 <= 900 and 0 <= y1 <= y2 <= 500
 
 
 def test_conf_must_be_a_probability(capsys):

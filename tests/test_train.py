@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 import pytest
 import torch
@@ -170,6 +171,11 @@ def test_int8_quantisation_keeps_metadata_and_outputs(exported, tmp_path):
     ops = {n.op_type for n in proto.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert {p.key for p in proto.metadata_props} >= {"classes", "input_size", "strides"}
+    # Weights within +-64: AVX2 CPUs without VNNI sum uint8 x int8 pairs in int16, which full
+    # 8-bit weights can saturate.
+    weights = [onnx.numpy_helper.to_array(t) for t in proto.graph.initializer
+               if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 4]
+    assert weights and all(-64 <= w.min() and w.max() <= 64 for w in weights)
     x = tiles[:2]
     a = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
         None, {"images": x})[0]
