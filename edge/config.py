@@ -156,8 +156,10 @@ SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "parcelnet" 
 class DetectorConfig(Section):
     """The ONNX detector and its runtime."""
 
-    model: Path | None = Field(SHIPPED_MODEL, description="ONNX model file (default: the model "
-                               "shipped in models/parcelnet); none: no detection.")
+    # A factory, not a value: the schema must not carry this checkout's absolute path.
+    model: Path | None = Field(default_factory=lambda: SHIPPED_MODEL, description="ONNX model "
+                               "file (default: the model shipped in models/parcelnet); none: no "
+                               "detection.")
     providers: tuple[str, ...] = Field(("CPUExecutionProvider",), description="onnxruntime "
                                        "execution providers in order of preference (CUDA, "
                                        "TensorRT, OpenVINO when installed); CPU always last.")
