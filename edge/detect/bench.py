@@ -123,11 +123,12 @@ def bench_stages(model_path, image: np.ndarray, repeats: int = 30) -> dict:
 
 
 def bench_models(paths, batches=(1, 2), repeats: int = 20, threads: int = 2,
-                 block: int = 5) -> dict:
+                 block: int = 20) -> dict:
     """Bare session-run latency of several models at their deployed input size, measured in
     one run (median ms). Each model runs ``block`` times in a row, then the next: a model
     runs alone on an edge box, and switching after every call would time each one with the
-    other's weights in the caches (twice as slow here). Rounds of blocks repeat, so
+    other's weights in the caches (twice as slow here; blocks of 5 were still 40 % slow,
+    blocks of 20 come within 15 % of a model timed alone). Rounds of blocks repeat, so
     background load falls on all of them alike; the first call of each block is not
     counted."""
     from edge.detect.model import Detector
