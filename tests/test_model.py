@@ -74,6 +74,19 @@ def test_planted_box_comes_back_in_image_pixels(tmp_path):
     np.testing.assert_allclose(det.detect(colour16, 0.5).xyxy, found.xyxy)
 
 
+@pytest.mark.parametrize("shape", [(100, 60, 3), (64, 64, 3), (60, 100, 3), (64, 700, 3),
+                                   (64, 333)])
+def test_everything_outside_the_image_is_white_padding(shape):
+    image = np.random.default_rng(1).integers(0, 200, shape).astype(np.uint8)
+    for _ in range(3):   # fresh buffers may hold anything: every call must pad
+        batch = prepare(image, (64, 64), (0, 0, 0), (255, 255, 255), pixels=True)
+        h, w = (round(n * batch.scale) for n in shape[:2])
+        for tile, (x, _) in zip(batch.tensor, batch.offsets, strict=True):
+            cols = min(64, w - int(x))
+            assert tile[:, :h, :cols].max() < 230            # the image (resampled)
+            assert (tile[:, h:] == 255).all() and (tile[:, :, cols:] == 255).all()
+
+
 def test_long_parcel_is_tiled_and_boxes_land_in_each_tile(tmp_path):
     path = write_model(tmp_path / "m.onnx", planted_head([(8, 3, 3, 0, 1.0)]))
     det = Detector(path)

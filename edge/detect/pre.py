@@ -81,12 +81,15 @@ def prepare(image: np.ndarray, input_size: tuple[int, int], mean, std,
     planes = cv2.split(resized)   # contiguous B, G, R planes
     if channel_order == "rgb":
         planes = planes[::-1]
-    tensor = np.full((len(starts), 3, in_h, in_w), PAD_VALUE, np.uint8)
+    tensor = np.empty((len(starts), 3, in_h, in_w), np.uint8)
     rows = resized.shape[0]
     for k, x in enumerate(starts):   # a few tiles; each channel copied as a plane
         cols = min(in_w, scaled_w - int(x))
         for c, plane in enumerate(planes):
             tensor[k, c, :rows, :cols] = plane[:, x:x + cols]
+        # Only what the image leaves uncovered is padded: each byte is written once.
+        tensor[k, :, rows:] = PAD_VALUE
+        tensor[k, :, :rows, cols:] = PAD_VALUE
     if not pixels:
         # One table look-up per plane: uint8 -> normalised float32.
         tables = _normalise_tables(tuple(mean), tuple(std))
