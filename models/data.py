@@ -204,8 +204,9 @@ class TrainSet(torch.utils.data.Dataset):
 
     def _piece(self, i: int, rng, size: int, zoom=(0.55, 1.8)):
         r, img, f = self.records[i], self.images[i], self.shrink[i]
-        # The runtime scales the original height to the input: the same here, from the copy.
-        base = INPUT / (img.shape[0] / f) / f
+        # The runtime scales the original height to the input; the held copy, being the same
+        # image, maps its own height to the input too.
+        base = INPUT / img.shape[0]
         img, boxes, classes = crop(img, r.boxes * f, r.classes, rng, size, zoom, base=base,
                                    focus=FOCUS)
         img, boxes = flip_rotate(img, boxes, rng)

@@ -82,8 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results if args.by_folder else results["all"]))
         return 0
-    print("\n\n".join(f"{name}: {report(scores)}" if args.by_folder else report(scores)
-                      for name, scores in results.items()))
+    if args.by_folder:
+        print("\n\n".join(f"{name}: {report(scores)}" for name, scores in results.items()))
+    else:
+        print(report(results["all"]))
     return 0
 
 

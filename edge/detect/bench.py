@@ -86,8 +86,7 @@ def bench_nms(iou: float = 0.5, seed: int = 0, repeats: int = 7,
 def bench_stages(model_path, image: np.ndarray, repeats: int = 30) -> dict:
     """Pre-processing, the bare session run and post-processing of one parcel image, each
     timed on the same input in one run (median ms; the first round is warm-up)."""
-    from edge.detect.model import Detector
-    from edge.detect.post import decode_select, merge_tiles, to_parcel
+    from edge.detect.model import Detector, postprocess
     from edge.detect.pre import prepare
 
     det = Detector(model_path)
@@ -101,12 +100,7 @@ def bench_stages(model_path, image: np.ndarray, repeats: int = 30) -> dict:
     raw = det.raw(batch.tensor)
 
     def post():
-        parts = []
-        for tile, offset in zip(raw, batch.offsets, strict=True):
-            found = decode_select(tile, info.input_size, info.strides, 0.25)
-            parts.append(to_parcel(found, -offset, batch.scale,
-                                   batch.image_shape))
-        return merge_tiles(parts, 0.5)
+        return postprocess(raw, batch, info, 0.25, 0.5)
 
     stages = {"pre": pre, "run": lambda: det.raw(batch.tensor), "post": post}
     times: dict[str, list[float]] = {name: [] for name in stages}

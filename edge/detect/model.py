@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.detect.post import decode_select, grid, merge_tiles, to_parcel
-from edge.detect.pre import prepare
+from edge.detect.pre import Batch, prepare
 from edge.types import Detections
 
 REQUIRED_KEYS = ("classes", "input_size", "strides", "mean", "std")
@@ -123,7 +123,13 @@ def detect_with(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo, image:
     session here, the torch network in training) and post-process, in ``image``'s pixels."""
     batch = prepare(image, info.input_size, info.mean, info.std, info.channel_order,
                     pixels=info.pixels)
-    out = raw(batch.tensor)
+    return postprocess(raw(batch.tensor), batch, info, thresholds, iou_threshold, vote)
+
+
+def postprocess(out: np.ndarray, batch: Batch, info: ModelInfo,
+                thresholds: float | Sequence[float], iou_threshold: float,
+                vote: bool = False) -> Detections:
+    """Head output of every tile of ``batch`` -> one set of detections in image pixels."""
     parts = []
     for tile, offset in zip(out, batch.offsets, strict=True):  # a few tiles, not boxes
         found = decode_select(tile, info.input_size, info.strides,

@@ -368,8 +368,6 @@ def _apart_by_class(xyxy: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
 
 def to_parcel(det: Detections, offset_xy, scale: float, parcel_shape) -> Detections:
     """Map boxes from model-input pixels to parcel pixels: ``(xy - offset) / scale``, clipped."""
-    if len(det) == 0:
-        return det
     h, w = parcel_shape
     xyxy = (det.xyxy - np.tile(np.asarray(offset_xy, np.float32), 2)) / scale
     xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
