@@ -38,11 +38,48 @@ def cmd_sim(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
+    config = _config(args)
+    if args.what == "thresholds":
+        return _calibrate_thresholds(args, config)
     from edge.capture import calibrate_flatfield
 
-    config = _config(args)
     path = calibrate_flatfield(config, lines=args.lines, out=args.out)
     print(f"wrote {path}")
+    return 0
+
+
+def _calibrate_thresholds(args, config: EdgeConfig) -> int:
+    from edge.decide import THRESHOLDS_FILE
+    from edge.detect.calibrate import as_json, calibrate_thresholds, read_items, report
+    from edge.labelsets import LabelsetError
+
+    if not args.data:
+        print("edge: calibrate thresholds needs --data (labelled scans: COCO .json, VOC "
+              "or YOLO folders)", file=sys.stderr)
+        return 2
+    if args.recall <= 0:
+        print("edge: --recall must be above 0", file=sys.stderr)
+        return 2
+    detector = _open_detector(args, config)
+    if detector is None:
+        return 2
+    try:
+        items = read_items(args.data)
+    except LabelsetError as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return 2
+    cal = calibrate_thresholds(detector, items, args.recall, config.detector.score_threshold,
+                               config.detector.iou_threshold, config.detector.box_voting,
+                               progress=not args.json)
+    if not cal.thresholds:
+        print("edge: no class had a labelled object the model found; nothing written",
+              file=sys.stderr)
+        return 1
+    out = args.out or Path(config.calibration_dir) / THRESHOLDS_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(cal.thresholds, indent=1) + "\n")
+    print(json.dumps(as_json(cal) | {"out": str(out)}) if args.json
+          else f"{report(cal)}\nwrote {out}")
     return 0
 
 
@@ -121,25 +158,33 @@ def _bench_model(args, config) -> int:
     return 0
 
 
-def cmd_detect(args) -> int:
-    from edge.detect.files import describe, detect_files
+def _open_detector(args, config: EdgeConfig):
+    """The model of ``--model`` or the config, or None after saying why it cannot be used."""
     from edge.detect.model import Detector, ModelError
 
-    config = _config(args)
     model = args.model or config.detector.model
     if args.model is not None and not args.model.is_file():
         print(f"edge: model file {args.model} does not exist", file=sys.stderr)
-        return 2
+        return None
     if model is None or not Path(model).is_file():
         missing = f"the configured model {model} does not exist yet" if model else \
             "no model is configured (detector.model)"
         print(f"edge: {missing}; train one with `make train`, or pass --model FILE",
               file=sys.stderr)
-        return 2
+        return None
     try:
-        detector = Detector(model, config.detector.providers, config.detector.threads)
+        return Detector(model, config.detector.providers, config.detector.threads)
     except ModelError as exc:
         print(f"edge: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_detect(args) -> int:
+    from edge.detect.files import describe, detect_files
+
+    config = _config(args)
+    detector = _open_detector(args, config)
+    if detector is None:
         return 2
     conf = config.detector.score_threshold if args.conf is None else args.conf
     failed = 0
@@ -190,10 +235,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("calibrate", help="scanner calibration")
-    p.add_argument("what", choices=["flatfield"])
-    p.add_argument("--lines", type=int, default=512, help="dark and air lines to average")
+    p.add_argument("what", choices=["flatfield", "thresholds"],
+                   help="flatfield: dark and air tables from the source; thresholds: "
+                        "per-class score thresholds from labelled scans")
+    p.add_argument("--lines", type=int, default=512, help="flatfield: dark and air lines to "
+                   "average")
     p.add_argument("--out", type=Path, default=None, help="default: <calibration_dir>/"
-                   "flatfield.npz")
+                   "flatfield.npz or thresholds.json")
+    p.add_argument("--data", type=Path, nargs="+", default=[],
+                   help="thresholds: labelled scans (COCO .json files, VOC or YOLO folders)")
+    p.add_argument("--recall", type=_unit_interval, default=0.9,
+                   help="thresholds: share of each class's objects to find (default 0.9)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="thresholds: ONNX model (default: detector.model)")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("bench", help="benchmarks")

@@ -93,6 +93,36 @@ def _mean_without_nan(values) -> float:
     return float(np.mean(kept)) if kept else float("nan")
 
 
+class OperatingPoint(NamedTuple):
+    """A score threshold for one class and what keeping detections at or above it gives."""
+
+    threshold: float
+    recall: float
+    precision: float
+    reached: bool      # False: the target recall is out of reach even at the lowest score
+
+
+def threshold_for_recall(score: np.ndarray, tp: np.ndarray, n_gt: int,
+                         target: float) -> OperatingPoint | None:
+    """The highest score threshold at which the kept detections find ``target`` of the
+    ``n_gt`` objects (score ``[D]``, tp bool ``[D]``). Where no threshold gets there, the
+    one that keeps the best recall reached; None when there is nothing to find or nothing
+    found (no threshold then helps)."""
+    if not 0 < target <= 1:
+        raise ValueError(f"target recall must lie in (0, 1], got {target}")
+    found = int(np.count_nonzero(tp))
+    if n_gt == 0 or found == 0:
+        return None
+    order = np.argsort(-score, kind="stable")
+    hits = np.cumsum(tp[order])
+    need = min(int(np.ceil(target * n_gt - 1e-9)), found)
+    threshold = float(score[order][np.searchsorted(hits, need)])
+    kept = score >= threshold            # ties with the threshold are kept too
+    caught = int(np.count_nonzero(tp[kept]))
+    return OperatingPoint(threshold, caught / n_gt, caught / int(kept.sum()),
+                          caught >= target * n_gt - 1e-9)
+
+
 class PrecisionRecall(NamedTuple):
     """Of one class at one score threshold; NaN where the ratio is 0/0."""
 
@@ -166,6 +196,13 @@ class Accumulator:
             result[k] = PrecisionRecall(hits / n_det if n_det else float("nan"),
                                         hits / n_gt if n_gt else float("nan"), hits, n_det, n_gt)
         return result
+
+    def operating_points(self, target: float,
+                         iou: float = 0.5) -> dict[int, OperatingPoint | None]:
+        """Per class the highest score threshold that still finds ``target`` of its objects."""
+        t = _threshold_index(iou)
+        return {k: threshold_for_recall(score, tp[:, t], n_gt, target)
+                for k, score, tp, n_gt in self._per_class()}
 
     def summary(self, class_names: list[str]) -> dict:
         """JSON-ready report: mAP50, mAP50:95 and per class AP50, AP50:95 and GT count."""

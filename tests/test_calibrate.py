@@ -1,0 +1,121 @@
+"""Per-class threshold calibration: the pure choice of a threshold, then ``edge calibrate
+thresholds`` end to end through a real ONNX graph with a planted box."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from test_detect_cli import scan
+from test_model import planted_head, write_model
+
+from edge.cli import main
+from edge.config import EdgeConfig
+from edge.decide import Policy
+from edge.detect.metrics import threshold_for_recall
+
+
+def test_threshold_for_recall_hand_worked():
+    score = np.array([0.9, 0.8, 0.7, 0.6])
+    tp = np.array([True, False, True, True])
+    half = threshold_for_recall(score, tp, 4, 0.5)
+    assert half.threshold == 0.7 and half.recall == 0.5 and half.precision == 2 / 3
+    assert half.reached
+    out_of_reach = threshold_for_recall(score, tp, 4, 1.0)   # 3 of 4 is the best there is
+    assert out_of_reach.threshold == 0.6 and out_of_reach.recall == 0.75
+    assert not out_of_reach.reached
+    # Ties with the threshold are kept, and count against precision.
+    tie = threshold_for_recall(np.array([0.9, 0.8, 0.8, 0.7]),
+                               np.array([True, True, False, True]), 3, 0.6)
+    assert tie.threshold == 0.8 and tie.recall == 2 / 3 and tie.precision == 2 / 3
+    assert threshold_for_recall(score, tp, 0, 0.9) is None          # nothing to find
+    assert threshold_for_recall(score, np.zeros(4, bool), 2, 0.9) is None  # nothing found
+    with pytest.raises(ValueError, match="target recall"):
+        threshold_for_recall(score, tp, 4, 0.0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_threshold_for_recall_is_the_highest_that_reaches_the_target(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 30))
+    score = rng.choice(np.linspace(0.05, 1, 8), n)       # coarse: many ties
+    tp = rng.random(n) < 0.5
+    n_gt = int(tp.sum() + rng.integers(0, 4))
+    target = float(rng.choice([0.3, 0.5, 0.9, 1.0]))
+    point = threshold_for_recall(score, tp, n_gt, target)
+    if n_gt == 0 or not tp.any():
+        assert point is None
+        return
+    recall = {float(t): tp[score >= t].sum() / n_gt for t in np.unique(score)}
+    reaching = [t for t, r in recall.items() if r >= target - 1e-9]
+    best = max(reaching) if reaching else max(t for t, r in recall.items()
+                                              if r == max(recall.values()))
+    assert point.threshold == best and point.reached == bool(reaching)
+    assert point.recall == recall[best]
+    assert point.precision == tp[score >= best].mean()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """Classes gun and knife; on a 128 px scan, one gun at [0, 32, 96, 128] (logit 6)."""
+    return write_model(tmp_path_factory.mktemp("model") / "m.onnx",
+                       planted_head([(16, 1, 2, 0, 1.5)]))
+
+
+def write_set(folder):
+    """Three grey scans the planted model sees alike (one gun box, score PLANTED_SCORE):
+    a gun where the model puts it, nothing, and a knife it never finds."""
+    names = ["gun.png", "clear.png", "knife.png"]
+    for name in names:
+        assert cv2.imwrite(str(folder / name), scan(128, 128))
+    coco = {"images": [{"id": k + 1, "file_name": name, "width": 128, "height": 128}
+                       for k, name in enumerate(names)],
+            "categories": [{"id": 1, "name": "gun"}, {"id": 2, "name": "knife"},
+                           {"id": 3, "name": "scissors"}],
+            "annotations": [
+                {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 32, 96, 96]},
+                {"id": 2, "image_id": 2, "category_id": 3, "bbox": [5, 5, 20, 20]},
+                {"id": 3, "image_id": 3, "category_id": 2, "bbox": [90, 10, 20, 20]}]}
+    path = folder / "set.json"
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def test_calibrate_thresholds_writes_the_table_the_policy_reads(tmp_path, model, capsys):
+    labelled = write_set(tmp_path)
+    out = tmp_path / "cal" / "thresholds.json"
+    code = main(["calibrate", "thresholds", "--data", str(labelled), "--model", str(model),
+                 "--recall", "0.9", "--out", str(out), "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    table = json.loads(out.read_text())
+    planted = 1 / (1 + np.exp(-6.0))                    # 0.99753: the planted logit is 6
+    assert table == {"gun": 0.9975}                     # rounded down: the gun still passes
+    gun = report["classes"]["gun"]
+    assert gun["threshold"] == pytest.approx(planted, abs=1e-6)
+    assert gun["recall"] == 1.0 and gun["precision"] == pytest.approx(1 / 3) and gun["reached"]
+    assert report["classes"]["knife"] is None                 # labelled, never found
+    assert report["ignored_labels"] == {"scissors": 1}
+    # Every scan shows the planted gun, so every parcel is diverted at either setting.
+    assert report["calibrated"] == {"threat_images": 2, "threat_diverted": 2,
+                                    "clear_images": 1, "clear_diverted": 1}
+    config = EdgeConfig().model_copy(update={"calibration_dir": out.parent})
+    policy = Policy.from_config(config, ("gun", "knife"))
+    assert policy.thresholds.tolist() == pytest.approx([table["gun"],
+                                                        config.detector.score_threshold])
+
+
+def test_calibrate_thresholds_readable_report_and_bad_input(tmp_path, model, capsys):
+    labelled = write_set(tmp_path)
+    out = tmp_path / "thresholds.json"
+    assert main(["calibrate", "thresholds", "--data", str(labelled), "--model", str(model),
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "gun" in text and "(none found)" in text and f"wrote {out}" in text
+    assert main(["calibrate", "thresholds", "--model", str(model)]) == 2
+    assert "needs --data" in capsys.readouterr().err
+    missing = tmp_path / "nowhere.json"
+    assert main(["calibrate", "thresholds", "--data", str(missing), "--model", str(model),
+                 "--out", str(tmp_path / "x.json")]) == 2
+    assert "nowhere.json" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
