@@ -287,10 +287,16 @@ class _XSorted:
               ) -> tuple[np.ndarray, np.ndarray]:
         """Pairs (i, id) where box ``by[i]`` ([K, 4]) overlaps an indexed box with IoU above
         the threshold; ``among`` (bool, indexed by id) limits the indexed boxes looked at.
-        Box j can only if x1_j lies in (x1 + t * w - widest, x2 - t * w) of by's box."""
+        Box j can only if x1_j lies in (x1 + t * w - reach, x2 - t * w) of by's box, where
+        reach bounds w_j: the widest box, and w / t (their x overlap exceeds t * w_j yet
+        cannot exceed w), which narrows the window for small boxes among large ones."""
         empty = np.zeros(0, np.int64)
-        margin = iou_threshold * np.maximum(by[:, 2] - by[:, 0], 0)
-        lo = np.searchsorted(self.x1, by[:, 0] + margin - self.widest, side="left")
+        width = np.maximum(by[:, 2] - by[:, 0], 0)
+        margin = iou_threshold * width
+        # (a hair wider than w / t, so that rounding never drops a box on the bound)
+        reach = np.minimum(width * (1.0 + 1e-6) / iou_threshold + 1e-6, self.widest) \
+            if iou_threshold > 0 else self.widest
+        lo = np.searchsorted(self.x1, by[:, 0] + margin - reach, side="left")
         hi = np.searchsorted(self.x1, by[:, 2] - margin, side="left")
         counts = np.maximum(hi - lo, 0)
         total = int(counts.sum())
