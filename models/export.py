@@ -31,7 +31,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from edge.detect.pre import prepare
 from edge.scanner.phantoms import THREAT_CLASSES
 from models import data
-from models.net import STRIDES, ParcelNet
+from models.net import BLOCKS, STRIDES, ParcelNet
 from models.train import MEAN, STD
 
 OPSET = 17
@@ -40,7 +40,9 @@ CALIBRATION_TILES = 256
 
 def load_ema(checkpoint: Path) -> tuple[ParcelNet, dict]:
     ckpt = torch.load(checkpoint, map_location="cpu")
-    model = ParcelNet(len(THREAT_CLASSES), decoupled=ckpt["args"].get("decoupled", False))
+    args = ckpt["args"]
+    model = ParcelNet(len(THREAT_CLASSES), blocks=tuple(args.get("blocks", BLOCKS)),
+                      decoupled=args.get("decoupled", False))
     model.load_state_dict(ckpt["ema"])
     return model.eval(), ckpt
 

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 STRIDES = (8, 16, 32)
+BLOCKS = (1, 1, 2, 2)   # residual blocks after the stride 4, 8, 16 and 32 downsamplings
 
 
 def conv(c_in: int, c_out: int, stride: int = 1, k: int = 3) -> nn.Sequential:
@@ -36,7 +37,7 @@ def stage(c_in: int, c_out: int, blocks: int) -> nn.Sequential:
 
 class ParcelNet(nn.Module):
     def __init__(self, classes: int, width: tuple[int, ...] = (16, 32, 48, 96, 160),
-                 neck: int = 64, blocks: tuple[int, int, int, int] = (1, 1, 2, 2),
+                 neck: int = 64, blocks: tuple[int, ...] = BLOCKS,
                  decoupled: bool = False):
         super().__init__()
         self.classes = classes

@@ -28,7 +28,7 @@ from edge.scanner.phantoms import THREAT_CLASSES
 from models import data
 from models.evaluate import evaluate
 from models.loss import cell_grid, detection_loss
-from models.net import STRIDES, ParcelNet
+from models.net import BLOCKS, STRIDES, ParcelNet
 
 MEAN, STD = (0.0, 0.0, 0.0), (255.0, 255.0, 255.0)
 
@@ -77,6 +77,16 @@ def lr_at(step: int, total: int, base: float, warmup: int = 300) -> float:
                                                       / max(total - warmup, 1))))
 
 
+def _blocks(text: str) -> tuple[int, ...]:
+    try:
+        blocks = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        blocks = ()
+    if len(blocks) != 4 or min(blocks) < 0:
+        raise argparse.ArgumentTypeError(f"four block counts like 1,2,3,2, got {text!r}")
+    return blocks
+
+
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/parcelnet"))
@@ -95,6 +105,9 @@ def parse(argv):
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--assigner", choices=["centre", "aligned"], default="aligned",
                    help="positives by centre sampling, or by task alignment among them")
+    p.add_argument("--blocks", type=_blocks, default=BLOCKS,
+                   help="residual blocks per stage, strides 4,8,16,32 (default "
+                        f"{','.join(map(str, BLOCKS))}); deeper mid stages cost little on CPU")
     p.add_argument("--decoupled", action="store_true",
                    help="classes and boxes from towers of their own")
     p.add_argument("--mosaic", type=float, default=0.5,
@@ -142,7 +155,7 @@ def main(argv=None) -> int:
           f"({time.time() - started:.0f} s)", flush=True)
 
     # Channels-last convolutions ran about 8 % faster on two CPU cores (oneDNN).
-    model = ParcelNet(len(THREAT_CLASSES), decoupled=args.decoupled).to(
+    model = ParcelNet(len(THREAT_CLASSES), blocks=args.blocks, decoupled=args.decoupled).to(
         device, memory_format=torch.channels_last)
     ema = Ema(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)

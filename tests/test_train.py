@@ -206,15 +206,26 @@ def test_training_runs_checkpoints_and_resumes(tmp_path):
     from models.train import main
     args = ["--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
             "--parcels", "4", "--val-parcels", "2", "--test-parcels", "2", "--batch", "2",
-            "--workers", "0", "--threads", "1", "--max-steps", "2"]
+            "--workers", "0", "--threads", "1", "--max-steps", "2", "--blocks", "1,2,1,1"]
     assert main([*args, "--epochs", "1"]) == 0
     ckpt = torch.load(tmp_path / "run" / "last.pt")
     assert ckpt["epoch"] == 0 and ckpt["step"] == 2
+    from models.export import load_ema
+    model, _ = load_ema(tmp_path / "run" / "last.pt")   # rebuilt with the run's own depth
+    assert [len(s) - 1 for s in (model.s4, model.s8, model.s16, model.s32)] == [1, 2, 1, 1]
     assert main([*args, "--epochs", "2", "--resume", "--max-steps", "4"]) == 0
     ckpt = torch.load(tmp_path / "run" / "last.pt")
     assert ckpt["epoch"] == 1 and ckpt["step"] == 4 and len(ckpt["history"]) == 2
     summary = json.loads((tmp_path / "run" / "train.json").read_text())
     assert 0 <= summary["history"][-1]["val_mAP50"] <= 1
+
+
+def test_block_counts_are_checked():
+    from models.train import parse
+    assert parse(["--blocks", "1,2,3,2"]).blocks == (1, 2, 3, 2)
+    for bad in ("1,2", "1,a,2,2", "1,-1,2,2"):
+        with pytest.raises(SystemExit):
+            parse(["--blocks", bad])
 
 
 def test_runtime_never_imports_torch():
