@@ -50,7 +50,7 @@ def cmd_calibrate(args) -> int:
 
 def _calibrate_thresholds(args, config: EdgeConfig) -> int:
     from edge.decide import THRESHOLDS_FILE
-    from edge.detect.calibrate import as_json, calibrate_thresholds, read_items, report
+    from edge.detect.calibrate import as_json, calibrate_thresholds, read_items, report, score_set
     from edge.labelsets import LabelsetError
 
     if not args.data:
@@ -60,17 +60,19 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
     if args.recall <= 0:
         print("edge: --recall must be above 0", file=sys.stderr)
         return 2
-    detector = _open_detector(args, config)
-    if detector is None:
-        return 2
     try:
-        items = read_items(args.data)
+        items, held_out = read_items(args.data), read_items(args.check)
     except LabelsetError as exc:
         print(f"edge: {exc}", file=sys.stderr)
         return 2
-    cal = calibrate_thresholds(detector, items, args.recall, config.detector.score_threshold,
-                               config.detector.iou_threshold, config.detector.box_voting,
-                               progress=not args.json)
+    detector = _open_detector(args, config)
+    if detector is None:
+        return 2
+    det = config.detector
+    scored = score_set(detector, items, det.iou_threshold, det.box_voting, not args.json)
+    checked = score_set(detector, held_out, det.iou_threshold, det.box_voting,
+                        not args.json) if held_out else None
+    cal = calibrate_thresholds(scored, args.recall, det.score_threshold, checked)
     if not cal.thresholds:
         print("edge: no class had a labelled object the model found; nothing written",
               file=sys.stderr)
@@ -244,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "flatfield.npz or thresholds.json")
     p.add_argument("--data", type=Path, nargs="+", default=[],
                    help="thresholds: labelled scans (COCO .json files, VOC or YOLO folders)")
+    p.add_argument("--check", type=Path, nargs="+", default=[],
+                   help="thresholds: held-out labelled scans to judge the chosen thresholds on")
     p.add_argument("--recall", type=_unit_interval, default=0.9,
                    help="thresholds: share of each class's objects to find (default 0.9)")
     p.add_argument("--model", type=Path, default=None,

@@ -97,12 +97,29 @@ def test_calibrate_thresholds_writes_the_table_the_policy_reads(tmp_path, model,
     assert report["classes"]["knife"] is None                 # labelled, never found
     assert report["ignored_labels"] == {"scissors": 1}
     # Every scan shows the planted gun, so every parcel is diverted at either setting.
-    assert report["calibrated"] == {"threat_images": 2, "threat_diverted": 2,
-                                    "clear_images": 1, "clear_diverted": 1}
+    assert report["on_data"]["calibrated"] == {"threat_images": 2, "threat_diverted": 2,
+                                               "clear_images": 1, "clear_diverted": 1}
+    assert report["held_out"] is None
     config = EdgeConfig().model_copy(update={"calibration_dir": out.parent})
     policy = Policy.from_config(config, ("gun", "knife"))
     assert policy.thresholds.tolist() == pytest.approx([table["gun"],
                                                         config.detector.score_threshold])
+
+
+def test_held_out_check_judges_the_chosen_thresholds(tmp_path, model, capsys):
+    labelled = write_set(tmp_path)
+    held = tmp_path / "held"
+    held.mkdir()
+    held_set = write_set(held)
+    code = main(["calibrate", "thresholds", "--data", str(labelled), "--check", str(held_set),
+                 "--model", str(model), "--out", str(tmp_path / "t.json"), "--json"])
+    assert code == 0
+    checked = json.loads(capsys.readouterr().out)["held_out"]
+    assert checked["images"] == 3 and checked["objects"] == {"gun": 1, "knife": 1}
+    assert checked["recall"] == {"gun": 1.0, "knife": 0.0}
+    assert checked["precision"]["gun"] == pytest.approx(1 / 3)
+    assert checked["precision"]["knife"] is None                 # no knife detection kept
+    assert checked["calibrated"]["clear_diverted"] == 1
 
 
 def test_calibrate_thresholds_readable_report_and_bad_input(tmp_path, model, capsys):

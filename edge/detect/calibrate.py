@@ -1,6 +1,7 @@
 """Per-class score thresholds from labelled scans: for each class, the highest threshold that
 still finds a target share of its objects, and what the decision policy then does to whole
 parcels (threat parcels diverted, clear parcels falsely diverted) beside the single default.
+A second, held-out set checks the chosen thresholds on scans they were not chosen on.
 
 The table it writes, ``calibration/thresholds.json``, is the one ``edge.decide.Policy`` reads.
 Thresholds come from the runtime's own detection path (``detect_with``), so they hold for
@@ -44,37 +45,32 @@ class ParcelOutcome:
 
 
 @dataclass
-class Calibration:
+class ScoredSet:
+    """One pass of the detector over a labelled set: matches, and each image's detections."""
+
     classes: tuple[str, ...]
-    target: float
-    points: dict[str, OperatingPoint | None]      # None: no objects of the class, or none found
-    objects: dict[str, int]
-    calibrated: ParcelOutcome = field(default_factory=ParcelOutcome)
-    default: ParcelOutcome = field(default_factory=ParcelOutcome)
-    default_threshold: float = 0.0
+    acc: Accumulator = field(default_factory=Accumulator)
+    images: list[tuple[Detections, bool]] = field(default_factory=list)  # (found, has threat)
     skipped: list[str] = field(default_factory=list)   # unreadable images, with the reason
     ignored_labels: dict[str, int] = field(default_factory=dict)  # labels the model lacks
 
-    @property
-    def thresholds(self) -> dict[str, float]:
-        # Rounded down: a threshold rounded up could drop the very detection it was set by.
-        return {name: math.floor(p.threshold * 1e4) / 1e4 for name, p in self.points.items()
-                if p is not None}
+    def objects(self) -> dict[str, int]:
+        counts = self.acc.gt_counts()
+        return {name: counts.get(k, 0) for k, name in enumerate(self.classes)}
+
+    def outcome(self, policy: Policy) -> ParcelOutcome:
+        result = ParcelOutcome()
+        for n, (found, has_threat) in enumerate(self.images):
+            result.add(has_threat, policy.decide(str(n), found).action is Action.DIVERT)
+        return result
 
 
-def calibrate_thresholds(detector: Detector, items: Iterable[LabelledImage], target: float,
-                         default_threshold: float, iou: float = 0.5, vote: bool = False,
-                         progress: bool = False) -> Calibration:
-    """Run the detector over ``items`` once, then choose per-class thresholds for recall
-    ``target`` (matches at IoU 0.5, class-aware) and replay the decision at both settings."""
-    if not 0 < target <= 1:
-        raise ValueError(f"target recall must lie in (0, 1], got {target}")
-    classes = tuple(detector.info.classes)
-    index = {name: k for k, name in enumerate(classes)}
-    acc = Accumulator()
-    seen: list[tuple[Detections, bool]] = []
-    skipped: list[str] = []
-    ignored: dict[str, int] = {}
+def score_set(detector: Detector, items: Iterable[LabelledImage], iou: float = 0.5,
+              vote: bool = False, progress: bool = False) -> ScoredSet:
+    """Detect on every readable image (scores down to FLOOR) and match against its labels;
+    labels the model does not know are counted and left out."""
+    scored = ScoredSet(tuple(detector.info.classes))
+    index = {name: k for k, name in enumerate(scored.classes)}
     items = list(items)
     if progress:
         from tqdm import tqdm
@@ -83,39 +79,101 @@ def calibrate_thresholds(detector: Detector, items: Iterable[LabelledImage], tar
         try:
             image = read_scan(item.path)
         except ScanReadError as exc:
-            skipped.append(str(exc))
+            scored.skipped.append(str(exc))
             continue
         known = [i for i, label in enumerate(item.labels) if label in index]
         for label in item.labels:
             if label not in index:
-                ignored[label] = ignored.get(label, 0) + 1
-        truth = Detections(item.boxes[known].reshape(-1, 4),
-                           np.ones(len(known), np.float32),
+                scored.ignored_labels[label] = scored.ignored_labels.get(label, 0) + 1
+        truth = Detections(item.boxes[known].reshape(-1, 4), np.ones(len(known), np.float32),
                            np.array([index[item.labels[i]] for i in known], np.int64))
         found = detect_with(detector.raw, detector.info, image, FLOOR, iou, vote)
-        acc.add(found, truth)
-        seen.append((found, bool(known)))
-    points = acc.operating_points(target)
-    counts = acc.gt_counts()
-    result = Calibration(classes, target, {name: points.get(k) for k, name in enumerate(classes)},
-                         {name: counts.get(k, 0) for k, name in enumerate(classes)},
-                         default_threshold=default_threshold, skipped=skipped,
-                         ignored_labels=ignored)
-    tuned = Policy.build(classes, default_threshold, result.thresholds)
-    plain = Policy.build(classes, default_threshold)
-    for n, (found, has_threat) in enumerate(seen):
-        for policy, outcome in ((tuned, result.calibrated), (plain, result.default)):
-            diverted = policy.decide(str(n), found).action is Action.DIVERT
-            outcome.add(has_threat, diverted)
-    return result
+        scored.acc.add(found, truth)
+        scored.images.append((found, bool(known)))
+    return scored
+
+
+@dataclass
+class Check:
+    """Chosen thresholds judged on a set: per class recall and precision, and parcels."""
+
+    images: int
+    objects: dict[str, int]
+    recall: dict[str, float]
+    precision: dict[str, float]
+    calibrated: ParcelOutcome
+    default: ParcelOutcome
+
+
+def check(scored: ScoredSet, thresholds: dict[str, float], default_threshold: float) -> Check:
+    recall, precision = {}, {}
+    for k, name in enumerate(scored.classes):
+        at = scored.acc.precision_recall_at(thresholds.get(name, default_threshold)).get(k)
+        recall[name] = at.recall if at is not None else float("nan")
+        precision[name] = at.precision if at is not None else float("nan")
+    return Check(len(scored.images), scored.objects(), recall, precision,
+                 scored.outcome(Policy.build(scored.classes, default_threshold, thresholds)),
+                 scored.outcome(Policy.build(scored.classes, default_threshold)))
+
+
+@dataclass
+class Calibration:
+    classes: tuple[str, ...]
+    target: float
+    points: dict[str, OperatingPoint | None]      # None: no objects of the class, or none found
+    objects: dict[str, int]
+    on_data: Check
+    held_out: Check | None
+    default_threshold: float
+    skipped: list[str]
+    ignored_labels: dict[str, int]
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return thresholds_of(self.points)
+
+
+def thresholds_of(points: dict[str, OperatingPoint | None]) -> dict[str, float]:
+    # Rounded down: a threshold rounded up could drop the very detection it was set by.
+    return {name: math.floor(p.threshold * 1e4) / 1e4 for name, p in points.items()
+            if p is not None}
+
+
+def calibrate_thresholds(scored: ScoredSet, target: float, default_threshold: float,
+                         held_out: ScoredSet | None = None) -> Calibration:
+    """Per-class thresholds for recall ``target`` (matches at IoU 0.5, class-aware) on
+    ``scored``, with the decision replayed at them and at the default, there and on
+    ``held_out`` when given."""
+    if not 0 < target <= 1:
+        raise ValueError(f"target recall must lie in (0, 1], got {target}")
+    found = scored.acc.operating_points(target)
+    points = {name: found.get(k) for k, name in enumerate(scored.classes)}
+    chosen = thresholds_of(points)
+    later = None if held_out is None else check(held_out, chosen, default_threshold)
+    skipped = scored.skipped + (held_out.skipped if held_out else [])
+    ignored = dict(scored.ignored_labels)
+    for label, n in (held_out.ignored_labels if held_out else {}).items():
+        ignored[label] = ignored.get(label, 0) + n
+    return Calibration(scored.classes, target, points, scored.objects(),
+                       check(scored, chosen, default_threshold), later, default_threshold,
+                       skipped, ignored)
 
 
 def _share(part: int, whole: int) -> str:
     return f"{part}/{whole} ({100 * part / whole:.0f} %)" if whole else "none"
 
 
+def _parcel_lines(checked: Check, cal: Calibration) -> list[str]:
+    return [f"  {label:22s} diverts threat images "
+            f"{_share(o.threat_diverted, o.threat_images)}, "
+            f"clear images {_share(o.clear_diverted, o.clear_images)}"
+            for label, o in ((f"calibrated (recall {cal.target:.2f})", checked.calibrated),
+                             (f"default {cal.default_threshold:.2f}", checked.default))]
+
+
 def report(cal: Calibration) -> str:
-    lines = [f"{'class':12s} {'objects':>7s} {'threshold':>9s} {'recall':>7s} {'precision':>9s}"]
+    lines = [f"chosen on {cal.on_data.images} images",
+             f"{'class':12s} {'objects':>7s} {'threshold':>9s} {'recall':>7s} {'precision':>9s}"]
     for name in cal.classes:
         p = cal.points[name]
         if p is None:
@@ -125,11 +183,14 @@ def report(cal: Calibration) -> str:
         short = "" if p.reached else f"  (target {cal.target:.2f} out of reach)"
         lines.append(f"{name:12s} {cal.objects[name]:7d} {p.threshold:9.3f} {p.recall:7.2f} "
                      f"{p.precision:9.2f}{short}")
-    for label, outcome in ((f"calibrated (recall {cal.target:.2f})", cal.calibrated),
-                           (f"default {cal.default_threshold:.2f}", cal.default)):
-        lines.append(f"{label:22s} diverts threat images "
-                     f"{_share(outcome.threat_diverted, outcome.threat_images)}, "
-                     f"clear images {_share(outcome.clear_diverted, outcome.clear_images)}")
+    lines += _parcel_lines(cal.on_data, cal)
+    if cal.held_out is not None:
+        held = cal.held_out
+        lines += [f"checked on {held.images} held-out images, at the thresholds above",
+                  f"{'class':12s} {'objects':>7s} {'recall':>17s} {'precision':>9s}"]
+        lines += [f"{name:12s} {held.objects[name]:7d} {held.recall[name]:17.2f} "
+                  f"{held.precision[name]:9.2f}" for name in cal.classes]
+        lines += _parcel_lines(held, cal)
     if cal.ignored_labels:
         lines.append("labels the model does not know, not scored: " + ", ".join(
             f"{k} ({v})" for k, v in sorted(cal.ignored_labels.items())))
@@ -137,14 +198,22 @@ def report(cal: Calibration) -> str:
     return "\n".join(lines)
 
 
-def as_json(cal: Calibration) -> dict:
+def _check_json(c: Check) -> dict:
     def outcome(o: ParcelOutcome) -> dict:
         return {"threat_images": o.threat_images, "threat_diverted": o.threat_diverted,
                 "clear_images": o.clear_images, "clear_diverted": o.clear_diverted}
+    nan_free = {k: None if math.isnan(v) else v for k, v in c.recall.items()}
+    return {"images": c.images, "objects": c.objects, "recall": nan_free,
+            "precision": {k: None if math.isnan(v) else v for k, v in c.precision.items()},
+            "calibrated": outcome(c.calibrated), "default": outcome(c.default)}
+
+
+def as_json(cal: Calibration) -> dict:
     return {"target_recall": cal.target, "thresholds": cal.thresholds,
             "classes": {name: None if p is None else p._asdict() | {"objects": cal.objects[name]}
                         for name, p in cal.points.items()},
-            "calibrated": outcome(cal.calibrated), "default": outcome(cal.default),
+            "on_data": _check_json(cal.on_data),
+            "held_out": None if cal.held_out is None else _check_json(cal.held_out),
             "default_threshold": cal.default_threshold, "skipped": cal.skipped,
             "ignored_labels": cal.ignored_labels}
 
