@@ -163,6 +163,10 @@ def _share(part: int, whole: int) -> str:
     return f"{part}/{whole} ({100 * part / whole:.0f} %)" if whole else "none"
 
 
+def _ratio(value: float, width: int) -> str:
+    return f"{'-':>{width}s}" if math.isnan(value) else f"{value:{width}.2f}"
+
+
 def _parcel_lines(checked: Check, cal: Calibration) -> list[str]:
     return [f"  {label:22s} diverts threat images "
             f"{_share(o.threat_diverted, o.threat_images)}, "
@@ -186,10 +190,13 @@ def report(cal: Calibration) -> str:
     lines += _parcel_lines(cal.on_data, cal)
     if cal.held_out is not None:
         held = cal.held_out
+        chosen = cal.thresholds
         lines += [f"checked on {held.images} held-out images, at the thresholds above",
-                  f"{'class':12s} {'objects':>7s} {'recall':>17s} {'precision':>9s}"]
-        lines += [f"{name:12s} {held.objects[name]:7d} {held.recall[name]:17.2f} "
-                  f"{held.precision[name]:9.2f}" for name in cal.classes]
+                  f"{'class':12s} {'objects':>7s} {'threshold':>9s} {'recall':>7s} "
+                  f"{'precision':>9s}"]
+        lines += [f"{name:12s} {held.objects[name]:7d} "
+                  f"{chosen.get(name, cal.default_threshold):9.3f} {_ratio(held.recall[name], 7)} "
+                  f"{_ratio(held.precision[name], 9)}" for name in cal.classes]
         lines += _parcel_lines(held, cal)
     if cal.ignored_labels:
         lines.append("labels the model does not know, not scored: " + ", ".join(
