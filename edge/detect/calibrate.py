@@ -20,7 +20,7 @@ from edge.decide import Policy
 from edge.detect.files import ScanReadError, read_scan
 from edge.detect.metrics import Accumulator, OperatingPoint
 from edge.detect.model import Detector, detect_with
-from edge.labelsets import LabelledImage
+from edge.labelsets import LabelledImage, read_labelset
 from edge.types import Action, Detections
 
 FLOOR = 0.01   # detections kept below any threshold worth calibrating
@@ -121,7 +121,6 @@ class Calibration:
     classes: tuple[str, ...]
     target: float
     points: dict[str, OperatingPoint | None]      # None: no objects of the class, or none found
-    objects: dict[str, int]
     on_data: Check
     held_out: Check | None
     default_threshold: float
@@ -154,9 +153,8 @@ def calibrate_thresholds(scored: ScoredSet, target: float, default_threshold: fl
     ignored = dict(scored.ignored_labels)
     for label, n in (held_out.ignored_labels if held_out else {}).items():
         ignored[label] = ignored.get(label, 0) + n
-    return Calibration(scored.classes, target, points, scored.objects(),
-                       check(scored, chosen, default_threshold), later, default_threshold,
-                       skipped, ignored)
+    return Calibration(scored.classes, target, points, check(scored, chosen, default_threshold),
+                       later, default_threshold, skipped, ignored)
 
 
 def _share(part: int, whole: int) -> str:
@@ -178,14 +176,15 @@ def _parcel_lines(checked: Check, cal: Calibration) -> list[str]:
 def report(cal: Calibration) -> str:
     lines = [f"chosen on {cal.on_data.images} images",
              f"{'class':12s} {'objects':>7s} {'threshold':>9s} {'recall':>7s} {'precision':>9s}"]
+    objects = cal.on_data.objects
     for name in cal.classes:
         p = cal.points[name]
         if p is None:
-            why = "no labelled objects" if cal.objects[name] == 0 else "none found"
-            lines.append(f"{name:12s} {cal.objects[name]:7d} {'default':>9s}   ({why})")
+            why = "no labelled objects" if objects[name] == 0 else "none found"
+            lines.append(f"{name:12s} {objects[name]:7d} {'default':>9s}   ({why})")
             continue
         short = "" if p.reached else f"  (target {cal.target:.2f} out of reach)"
-        lines.append(f"{name:12s} {cal.objects[name]:7d} {p.threshold:9.3f} {p.recall:7.2f} "
+        lines.append(f"{name:12s} {objects[name]:7d} {p.threshold:9.3f} {p.recall:7.2f} "
                      f"{p.precision:9.2f}{short}")
     lines += _parcel_lines(cal.on_data, cal)
     if cal.held_out is not None:
@@ -209,15 +208,17 @@ def _check_json(c: Check) -> dict:
     def outcome(o: ParcelOutcome) -> dict:
         return {"threat_images": o.threat_images, "threat_diverted": o.threat_diverted,
                 "clear_images": o.clear_images, "clear_diverted": o.clear_diverted}
-    nan_free = {k: None if math.isnan(v) else v for k, v in c.recall.items()}
-    return {"images": c.images, "objects": c.objects, "recall": nan_free,
-            "precision": {k: None if math.isnan(v) else v for k, v in c.precision.items()},
+    def nan_free(ratios: dict[str, float]) -> dict[str, float | None]:
+        return {k: None if math.isnan(v) else v for k, v in ratios.items()}
+    return {"images": c.images, "objects": c.objects, "recall": nan_free(c.recall),
+            "precision": nan_free(c.precision),
             "calibrated": outcome(c.calibrated), "default": outcome(c.default)}
 
 
 def as_json(cal: Calibration) -> dict:
     return {"target_recall": cal.target, "thresholds": cal.thresholds,
-            "classes": {name: None if p is None else p._asdict() | {"objects": cal.objects[name]}
+            "classes": {name: None if p is None else
+                        p._asdict() | {"objects": cal.on_data.objects[name]}
                         for name, p in cal.points.items()},
             "on_data": _check_json(cal.on_data),
             "held_out": None if cal.held_out is None else _check_json(cal.held_out),
@@ -226,5 +227,4 @@ def as_json(cal: Calibration) -> dict:
 
 
 def read_items(paths: Sequence) -> list[LabelledImage]:
-    from edge.labelsets import read_labelset
     return [item for path in paths for item in read_labelset(path)]
