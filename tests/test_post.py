@@ -180,18 +180,19 @@ def test_select_applies_per_class_thresholds_and_maps_to_parcel():
 
 
 @settings(max_examples=150, deadline=None)
-@given(box_sets(max_n=120), st.sampled_from([1, 3, 7, 16]))
-def test_batched_nms_matches_reference_across_chunks(case, chunk):
-    # Chunks of a few boxes make every chunk boundary case (kept set meets new chunk) common.
+@given(box_sets(max_n=120), st.sampled_from([1, 3, 7, 16]), st.sampled_from([0, 4, 64]))
+def test_batched_nms_matches_reference_across_chunks(case, chunk, dense_round):
+    # Rounds forced on small sets, with chunks of a few boxes: every chunk boundary case (kept
+    # set meets new chunk) is common; rounds settle their chunk by a sweep or by every pair.
     import edge.detect.post as post
 
     xyxy, scores, classes, thr = case
-    saved = post.CHUNK
-    post.CHUNK = chunk
+    saved = post.CHUNK, post.DENSE_MAX, post.DENSE_ROUND
+    post.CHUNK, post.DENSE_MAX, post.DENSE_ROUND = chunk, 0, dense_round
     try:
         kept = batched_nms(xyxy, scores, classes, thr)
     finally:
-        post.CHUNK = saved
+        post.CHUNK, post.DENSE_MAX, post.DENSE_ROUND = saved
     assert kept.tolist() == reference_batched_nms(xyxy, scores, classes, thr)
 
 

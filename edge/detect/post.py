@@ -20,7 +20,8 @@ MAX_FIXED_POINT_ROUNDS = 10_000  # a chain of N boxes each suppressing the next 
 BAND_MIN_BOXES = 256            # below this one sweep is cheaper than banding
 LOGIT_MARGIN = 0.05              # decode_select's pre-filter, in logits
 SMALL_CLASS_IDS = 4096          # class ids below this shift boxes apart as they are
-DENSE_MAX = 128                 # up to this many boxes one IoU matrix beats any sweep
+DENSE_MAX = 128                 # up to this many boxes, testing every pair beats NMS rounds
+DENSE_ROUND = 64                # ... and beats a sweep within a round up to this many
 
 
 # --- grids and decoding -------------------------------------------------------------------------
@@ -77,19 +78,21 @@ def select(boxes: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | float
     return Detections(boxes[cells], conf, classes)
 
 
-@lru_cache(maxsize=64)
-def _logit_bounds(thresholds: bytes) -> np.ndarray:
-    """Bounds for a head row [4 + C] from float32 class thresholds (as bytes, to be cached):
-    box columns inf; each class its threshold's logit less a margin far above float32
+@lru_cache(maxsize=16)
+def _logit_bounds(thresholds: bytes, cells: int) -> np.ndarray:
+    """Bounds for the head [cells, 4 + C] from float32 class thresholds (as bytes, to be
+    cached): box columns inf; each class its threshold's logit less a margin far above float32
     sigmoid error; at or below 0 every cell passes, at or above 1 only logits the sigmoid
-    rounds up to 1."""
+    rounds up to 1. One row per cell: comparing two whole contiguous arrays is several times
+    faster than broadcasting a row of a dozen values down the head."""
     thr = np.frombuffer(thresholds, np.float32)
     p = np.clip(thr.astype(np.float64), 1e-12, 1 - 1e-12)
     bound = np.where(thr <= 0, -np.inf, np.where(thr >= 1, 15.0,
                                                  np.log(p) - np.log1p(-p) - LOGIT_MARGIN))
-    bound = np.concatenate([np.full(4, np.inf), bound]).astype(np.float32)
-    bound.setflags(write=False)
-    return bound
+    row = np.concatenate([np.full(4, np.inf), bound]).astype(np.float32)
+    table = np.ascontiguousarray(np.broadcast_to(row, (cells, len(row))))
+    table.setflags(write=False)
+    return table
 
 
 def decode_select(raw: np.ndarray, input_size: tuple[int, int], strides: Sequence[int],
@@ -102,7 +105,7 @@ def decode_select(raw: np.ndarray, input_size: tuple[int, int], strides: Sequenc
     _check_head(raw, len(centres), input_size, strides)
     thr = np.broadcast_to(np.asarray(thresholds, np.float32), (raw.shape[1] - 4,))
     # One pass over the whole contiguous head (box columns never pass: their bound is inf).
-    flat = np.flatnonzero(raw >= _logit_bounds(thr.tobytes()))
+    flat = np.flatnonzero(raw >= _logit_bounds(thr.tobytes(), len(raw)))
     if len(flat) == 0:   # most parcels are clear: nothing more to do for them
         return Detections.empty()
     cells, column = np.divmod(flat, raw.shape[1])
@@ -212,7 +215,10 @@ def _sweep(xyxy: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarr
 
 def _greedy_within(ranked: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Greedy NMS of boxes already in rank order: bool keep mask."""
-    a, b = overlapping_pairs(ranked, iou_threshold)  # a outranks b
+    if len(ranked) <= DENSE_ROUND:
+        a, b = _pairs_dense(ranked, iou_threshold)
+    else:
+        a, b = overlapping_pairs(ranked, iou_threshold)  # a outranks b
     return _keep_unsuppressed(len(ranked), a, b)
 
 
@@ -338,6 +344,8 @@ def _rank(scores: np.ndarray) -> np.ndarray:
     order-keeping integers (sign and magnitude to two's complement; -0 and +0 alike) with the
     index in the low 32 bits: unique keys, so a plain sort is enough, at half a stable one's
     cost."""
+    if len(scores) <= DENSE_MAX:   # few: a stable sort costs less than building the keys
+        return np.argsort(np.negative(scores), kind="stable")   # -0.0 ties +0.0 here
     negated = np.negative(scores, dtype=np.float32) + np.float32(0.0)   # -0.0 -> +0.0
     bits = negated.view(np.int32).astype(np.int64)
     key = np.where(bits >= 0, bits, -(bits & 0x7FFFFFFF))
@@ -346,16 +354,36 @@ def _rank(scores: np.ndarray) -> np.ndarray:
 
 def _greedy_dense(ranked: np.ndarray, class_ids: np.ndarray, iou_threshold: float
                   ) -> np.ndarray:
-    """Greedy NMS of a few boxes in rank order through one IoU matrix: bool keep mask."""
-    x1, y1, x2, y2 = ranked.T
-    iw = np.minimum(x2[:, None], x2[None, :]) - np.maximum(x1[:, None], x1[None, :])
-    ih = np.minimum(y2[:, None], y2[None, :]) - np.maximum(y1[:, None], y1[None, :])
+    """Greedy NMS of a few boxes in rank order, every pair tested: bool keep mask."""
+    a, b = _pairs_dense(ranked, iou_threshold, class_ids)
+    return _keep_unsuppressed(len(ranked), a, b)
+
+
+def _pairs_dense(ranked: np.ndarray, iou_threshold: float,
+                 class_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a < b) of a few boxes whose IoU exceeds the threshold (and whose classes agree,
+    when given), by testing all n (n - 1) / 2 of them: one gather per pair beats both an
+    n x n matrix and a sweep's bookkeeping at this size."""
+    a, b = _upper_pairs(len(ranked))
+    if class_ids is not None:
+        same = class_ids[a] == class_ids[b]
+        a, b = a[same], b[same]
+    x1, y1, x2, y2 = (np.ascontiguousarray(ranked[:, k]) for k in range(4))
+    iw = np.minimum(x2[a], x2[b]) - np.maximum(x1[a], x1[b])
+    ih = np.minimum(y2[a], y2[b]) - np.maximum(y1[a], y1[b])
     inter = np.maximum(iw, 0) * np.maximum(ih, 0)
     area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    over = (inter > iou_threshold * (area[:, None] + area[None, :] - inter)) & (inter > 0)
-    over &= class_ids[:, None] == class_ids[None, :]
-    a, b = np.nonzero(np.triu(over, 1))   # row outranks column
-    return _keep_unsuppressed(len(ranked), a, b)
+    hit = (inter > iou_threshold * (area[a] + area[b] - inter)) & (inter > 0)
+    return a[hit], b[hit]
+
+
+@lru_cache(maxsize=32)
+def _upper_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every index pair (a < b) below n, row by row (n at most DENSE_MAX: 130 kB)."""
+    a, b = (np.asarray(v, np.intp) for v in np.triu_indices(n, 1))
+    a.setflags(write=False)
+    b.setflags(write=False)
+    return a, b
 
 
 def _apart_by_class(xyxy: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
@@ -375,8 +403,11 @@ def _apart_by_class(xyxy: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
 def to_parcel(det: Detections, offset_xy, scale: float, parcel_shape) -> Detections:
     """Map boxes from model-input pixels to parcel pixels: ``(xy - offset) / scale``, clipped."""
     h, w = parcel_shape
-    xyxy = (det.xyxy - np.tile(np.asarray(offset_xy, np.float32), 2)) / scale
-    xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
+    ox, oy = (float(v) for v in offset_xy)
+    xyxy = det.xyxy - np.array([ox, oy, ox, oy], np.float32)
+    xyxy /= np.float32(scale)
+    np.maximum(xyxy, 0, out=xyxy)
+    np.minimum(xyxy, np.array([w, h, w, h], np.float32), out=xyxy)
     return Detections(xyxy, det.score, det.class_id)
 
 
