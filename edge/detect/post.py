@@ -284,6 +284,7 @@ class _XSorted:
     def __init__(self, boxes: np.ndarray, ids: np.ndarray):
         self.ids = ids
         self.order = np.argsort(boxes[:, 0])
+        self.sorted_ids = ids[self.order]
         self.x1, self.y1, self.x2, self.y2 = (np.ascontiguousarray(boxes[self.order, k])
                                               for k in range(4))
         self.area = np.maximum(self.x2 - self.x1, 0) * np.maximum(self.y2 - self.y1, 0)
@@ -297,13 +298,14 @@ class _XSorted:
         reach bounds w_j: the widest box, and w / t (their x overlap exceeds t * w_j yet
         cannot exceed w), which narrows the window for small boxes among large ones."""
         empty = np.zeros(0, np.int64)
-        width = np.maximum(by[:, 2] - by[:, 0], 0)
+        bx1, by1, bx2, by2 = (np.ascontiguousarray(by[:, k]) for k in range(4))
+        width = np.maximum(bx2 - bx1, 0)
         margin = iou_threshold * width
         # (a hair wider than w / t, so that rounding never drops a box on the bound)
         reach = np.minimum(width * (1.0 + 1e-6) / iou_threshold + 1e-6, self.widest) \
             if iou_threshold > 0 else self.widest
-        lo = np.searchsorted(self.x1, by[:, 0] + margin - reach, side="left")
-        hi = np.searchsorted(self.x1, by[:, 2] - margin, side="left")
+        lo = np.searchsorted(self.x1, bx1 + margin - reach, side="left")
+        hi = np.searchsorted(self.x1, bx2 - margin, side="left")
         counts = np.maximum(hi - lo, 0)
         total = int(counts.sum())
         if total == 0:
@@ -312,14 +314,21 @@ class _XSorted:
         pos = np.arange(total) + np.repeat(lo - starts, counts)
         i = np.repeat(np.arange(len(by)), counts)
         if among is not None:
-            open_ = among[self.ids[self.order[pos]]]
+            open_ = among[self.sorted_ids[pos]]
             pos, i = pos[open_], i[open_]
-        iw = np.minimum(by[i, 2], self.x2[pos]) - np.maximum(by[i, 0], self.x1[pos])
-        ih = np.minimum(by[i, 3], self.y2[pos]) - np.maximum(by[i, 1], self.y1[pos])
-        inter = np.maximum(iw, 0) * np.maximum(ih, 0)
-        area_by = np.maximum(by[:, 2] - by[:, 0], 0) * np.maximum(by[:, 3] - by[:, 1], 0)
-        hit = (inter > iou_threshold * (area_by[i] + self.area[pos] - inter)) & (inter > 0)
-        return i[hit], self.ids[self.order[pos[hit]]]
+        iw = np.minimum(bx2[i], self.x2[pos])
+        iw -= np.maximum(bx1[i], self.x1[pos])
+        ih = np.minimum(by2[i], self.y2[pos])
+        ih -= np.maximum(by1[i], self.y1[pos])
+        np.maximum(iw, 0, out=iw)
+        np.maximum(ih, 0, out=ih)
+        inter = iw
+        inter *= ih
+        union = (width * np.maximum(by2 - by1, 0))[i]
+        union += self.area[pos]
+        union -= inter
+        hit = (inter > iou_threshold * union) & (inter > 0)
+        return i[hit], self.sorted_ids[pos[hit]]
 
 
 def batched_nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
