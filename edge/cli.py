@@ -113,18 +113,21 @@ def cmd_bench(args) -> int:
         print(f"highest sustained belt speed: {result['highest_sustained_mm_s']} mm/s; "
               f"peak memory {result['peak_rss_mb']} MB")
         return 0
-    from edge.detect.bench import bench_nms, bench_stages
+    from edge.detect.bench import bench_nms, bench_stages, simulated_parcel
 
-    result = bench_nms()
-    if args.model:
+    if args.model:   # read the parcel first: a bad path fails before a minute of NMS timing
         import cv2
 
-        image = cv2.imread(str(args.image), cv2.IMREAD_UNCHANGED) if args.image else \
-            np.full((768, 1200, 3), 255, np.uint8)
-        if image is None:
-            print(f"edge: cannot read image {args.image}", file=sys.stderr)
-            return 2
-        result["stages"] = bench_stages(args.model, image)
+        if args.image:
+            image, source = cv2.imread(str(args.image), cv2.IMREAD_UNCHANGED), str(args.image)
+            if image is None:
+                print(f"edge: cannot read image {args.image}", file=sys.stderr)
+                return 2
+        else:
+            image, source = simulated_parcel(config)
+    result = bench_nms()
+    if args.model:
+        result["stages"] = {"parcel": source, **bench_stages(args.model, image)}
     if args.json:
         print(json.dumps(result))
         return 0
@@ -261,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--model", type=Path, default=None, help="post: also time pre, session run "
                    "and post of this ONNX model on one parcel")
-    p.add_argument("--image", type=Path, default=None, help="post: the parcel image to use")
+    p.add_argument("--image", type=Path, default=None, help="post: the parcel image to use "
+                   "(default: the first simulated parcel with a threat)")
     p.add_argument("--speeds", type=float, nargs="+", default=[500, 1000, 1500, 2000, 2500],
                    help="pipeline: belt speeds to try, mm/s")
     p.add_argument("--seconds", type=float, default=12.0, help="pipeline: run time per speed")

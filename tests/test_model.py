@@ -137,6 +137,21 @@ def test_stage_benchmark_times_each_stage_on_one_input(tmp_path):
     figures = bench_stages(path, np.full((96, 400, 3), 255, np.uint8), repeats=2)
     assert figures["tiles"] >= 2
     assert figures["pre_ms"] > 0 and figures["session_run_ms"] > 0 and figures["post_ms"] > 0
+    # The head plants one box in every tile, at the same place in each: tiles far apart.
+    assert figures["candidates"] == figures["tiles"] == figures["kept"]
+
+
+def test_stage_benchmark_default_parcel_is_a_simulated_one_with_a_threat():
+    from edge.config import EdgeConfig
+    from edge.detect.bench import simulated_parcel
+    from edge.scanner.phantoms import THREAT_CLASSES
+
+    config = EdgeConfig()
+    image, source = simulated_parcel(config)
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    assert image.shape[0] == config.scanner.n_pixels and image.shape[1] > 100
+    assert image.min() < 128   # something dense in it, not an empty belt
+    assert any(name in source for name in THREAT_CLASSES)
 
 
 def test_model_benchmark_times_every_model_and_batch_in_one_run(tmp_path):

@@ -83,10 +83,35 @@ def bench_nms(iou: float = 0.5, seed: int = 0, repeats: int = 7,
     return {"iou_threshold": iou, "peers": list(peers), "rows": rows}
 
 
+def simulated_parcel(config, threats: int = 1) -> tuple[np.ndarray, str]:
+    """The colour rendering of the first simulated parcel (the config's scanner and seed) that
+    carries at least ``threats`` threats, as the live loop would hand it to the detector: a
+    parcel with content, so that post-processing has candidates to work through."""
+    from edge.capture import capture_flatfield
+    from edge.imaging.correct import correct
+    from edge.imaging.render import render_colour
+    from edge.scanner.dataset import MARGIN_MM
+    from edge.scanner.materials import ratio_boundaries
+    from edge.scanner.sim import SimScanner
+
+    scfg = config.scanner.model_copy(update={"realtime": False})
+    scanner = SimScanner(scfg)
+    flat = capture_flatfield(scanner)
+    for placed in scanner.parcels():
+        if len(placed.scene.labels) >= threats:
+            break
+    first, lines = scanner.span_of(placed, MARGIN_MM)
+    block = scanner.scan(first, lines)
+    hi, lo = (np.ascontiguousarray(a.T) for a in correct(block.hi, block.lo, flat))
+    image = render_colour(hi, lo, ratio_boundaries(scfg.low_kev, scfg.high_kev))
+    return image, f"simulated parcel {placed.id} ({', '.join(placed.scene.labels)})"
+
+
 def bench_stages(model_path, image: np.ndarray, repeats: int = 30) -> dict:
     """Pre-processing, the bare session run and post-processing of one parcel image, each
     timed on the same input in one run (median ms; the first round is warm-up)."""
     from edge.detect.model import Detector, postprocess
+    from edge.detect.post import decode_select
     from edge.detect.pre import prepare
 
     det = Detector(model_path)
@@ -110,7 +135,10 @@ def bench_stages(model_path, image: np.ndarray, repeats: int = 30) -> dict:
             fn()
             times[name].append(time.perf_counter() - start)
     pre_ms, run_ms, post_ms = (float(np.median(times[k][1:])) * 1e3 for k in stages)
+    candidates = sum(len(decode_select(tile, info.input_size, info.strides, np.float32(0.25)))
+                     for tile in raw)
     return {"model": str(model_path), "image": list(image.shape), "tiles": len(batch.offsets),
+            "candidates": candidates, "kept": len(post()),
             "pre_ms": round(pre_ms, 3), "session_run_ms": round(run_ms, 3),
             "post_ms": round(post_ms, 3),
             "pre_post_share_of_run": round((pre_ms + post_ms) / run_ms, 4)}
