@@ -1,4 +1,4 @@
-"""The ``edge`` command: run, sim, calibrate, bench, detect, config."""
+"""The ``edge`` command: run, sim, calibrate, bench, detect, evaluate, config."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-import numpy as np
 
 from edge.config import ConfigError, EdgeConfig, dump_config, load_config
 
@@ -165,11 +163,17 @@ def _bench_model(args, config) -> int:
 
 def _open_detector(args, config: EdgeConfig):
     """The model of ``--model`` or the config, or None after saying why it cannot be used."""
+    return _open_model(args.model, config)
+
+
+def _open_model(path: Path | None, config: EdgeConfig):
+    """The model at ``path`` (default: the config's), or None after saying why it cannot be
+    used."""
     from edge.detect.model import Detector, ModelError
 
-    model = args.model or config.detector.model
-    if args.model is not None and not args.model.is_file():
-        print(f"edge: model file {args.model} does not exist", file=sys.stderr)
+    model = path or config.detector.model
+    if path is not None and not path.is_file():
+        print(f"edge: model file {path} does not exist", file=sys.stderr)
         return None
     if model is None or not Path(model).is_file():
         missing = f"the configured model {model} does not exist yet" if model else \
@@ -198,6 +202,29 @@ def cmd_detect(args) -> int:
         failed += "error" in result
         print(json.dumps(result) if args.json else describe(result), flush=True)
     return 1 if failed else 0
+
+
+def cmd_evaluate(args) -> int:
+    from edge.detect.calibrate import read_items
+    from edge.detect.evaluate import evaluate_models, json_ready, notes, parse_mapping, report
+    from edge.labelsets import LabelsetError, map_labels
+
+    config = _config(args)
+    try:
+        items = map_labels(read_items(args.data), parse_mapping(args.map), known=None)
+    except LabelsetError as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return 2
+    detectors = [_open_model(path, config) for path in args.models or [None]]
+    if any(d is None for d in detectors):
+        return 2
+    result = evaluate_models(detectors, items, config.detector.iou_threshold,
+                             progress=not args.json)
+    if args.json:
+        print(json.dumps(json_ready(result)))
+    else:
+        print("\n".join([report(result["models"]), *notes(result)]))
+    return 0
 
 
 def _unit_interval(text: str) -> float:
@@ -281,6 +308,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conf", type=_unit_interval, default=None, help="score threshold "
                    "(default: detector.score_threshold)")
     p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("evaluate", help="accuracy of models on labelled scans (COCO, VOC, "
+                       "YOLO): AP50 per class, mAP50, mAP50:95")
+    p.add_argument("models", nargs="*", type=Path, metavar="MODEL",
+                   help="ONNX files, compared in one table (default: detector.model)")
+    p.add_argument("--data", type=Path, nargs="+", required=True,
+                   help="labelled scans: COCO .json files, VOC or YOLO folders")
+    p.add_argument("--map", action="append", default=[], metavar="FROM=TO",
+                   help="rename a class of the labels (pistol=gun), or drop it (person=)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("config", help="print the effective config")
     p.add_argument("--show", action="store_true", help="print it as YAML (the default)")

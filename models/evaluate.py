@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.detect.evaluate import json_ready, report
 from edge.detect.metrics import Accumulator
 from edge.detect.model import Detector, ModelInfo, detect_with
 from edge.types import Detections
@@ -38,19 +39,6 @@ def evaluate(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo, records: 
         truth = Detections(r.boxes, np.ones(len(r.boxes), np.float32), r.classes)
         acc.add(found, truth)
     return acc.summary(list(info.classes))
-
-
-def report(results: dict[str, dict]) -> str:
-    """A table: one column per model, AP50 per class, then mAP50 and mAP50:95."""
-    first = next(iter(results.values()))
-    lines = [f"{first['images']} images; AP50 per class (ground-truth boxes in brackets)",
-             f"{'class':20s}" + "".join(f"{Path(p).name[-28:]:>30s}" for p in results)]
-    for name, row in first["classes"].items():
-        lines.append(f"{name + ' (' + str(row['gt']) + ')':20s}" + "".join(
-            f"{r['classes'][name]['AP50']:30.3f}" for r in results.values()))
-    for key in ("mAP50", "mAP50_95"):
-        lines.append(f"{key:20s}" + "".join(f"{r[key]:30.3f}" for r in results.values()))
-    return "\n".join(lines)
 
 
 def onnx_raw(path: Path, threads: int = 2) -> tuple[Callable, ModelInfo]:
@@ -80,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, subset in groups.items():
             results[name][str(path)] = evaluate(raw, info, subset, progress=not args.json)
     if args.json:
-        print(json.dumps(results if args.by_folder else results["all"]))
+        print(json.dumps(json_ready(results if args.by_folder else results["all"])))
         return 0
     if args.by_folder:
         print("\n\n".join(f"{name}: {report(scores)}" for name, scores in results.items()))

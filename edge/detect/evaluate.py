@@ -1,0 +1,81 @@
+"""Accuracy of ONNX detectors on labelled scans (COCO, VOC or YOLO), through the runtime's own
+detection path: the check every model gets on a hub's real scans, which never enter the repo.
+
+Labels the model does not know are left out and counted (``--map`` renames or drops foreign
+class names first), and unreadable images are skipped and named: both are reported, so a
+forgotten mapping shows rather than quietly shrinking a class.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge.detect.calibrate import score_set
+from edge.detect.model import Detector
+from edge.labelsets import LabelledImage, LabelsetError
+
+
+def parse_mapping(pairs: Sequence[str]) -> dict[str, str | None]:
+    """``["pistol=gun", "person="]`` -> ``{"pistol": "gun", "person": None}`` (None drops)."""
+    mapping: dict[str, str | None] = {}
+    for pair in pairs:
+        source, sep, target = pair.partition("=")
+        if not sep or not source.strip():
+            raise LabelsetError(f"--map takes FROM=TO (or FROM= to drop a class), got {pair!r}")
+        mapping[source.strip()] = target.strip() or None
+    return mapping
+
+
+def evaluate_models(detectors: Sequence[Detector], items: Sequence[LabelledImage],
+                    iou: float = 0.5, progress: bool = False) -> dict:
+    """Per model (by file): images, mAP50, mAP50:95 and per-class AP50, AP50:95 and object
+    counts; with the skipped images and ignored labels of the set (alike for every model)."""
+    models, skipped, ignored = {}, [], {}
+    for detector in detectors:
+        scored = score_set(detector, items, iou, progress=progress)
+        models[str(detector.path)] = scored.acc.summary(list(detector.info.classes))
+        skipped, ignored = scored.skipped, scored.ignored_labels
+    return {"models": models, "skipped": skipped, "ignored_labels": ignored}
+
+
+def json_ready(value):
+    """NaN (AP of a class with no labelled objects) as null: JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_ready(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _cell(value: float) -> str:
+    return f"{'-':>30s}" if math.isnan(value) else f"{value:30.3f}"
+
+
+def report(models: dict[str, dict]) -> str:
+    """A table: one column per model, AP50 per class, then mAP50 and mAP50:95 (the mean over
+    the classes with labelled objects; a dash where a class has none)."""
+    first = next(iter(models.values()))
+    lines = [f"{first['images']} images; AP50 per class (labelled objects in brackets)",
+             f"{'class':20s}" + "".join(f"{Path(p).name[-28:]:>30s}" for p in models)]
+    for name, row in first["classes"].items():
+        lines.append(f"{name + ' (' + str(row['gt']) + ')':20s}" + "".join(
+            _cell(r["classes"][name]["AP50"]) for r in models.values()))
+    for key in ("mAP50", "mAP50_95"):
+        lines.append(f"{key:20s}" + "".join(_cell(r[key]) for r in models.values()))
+    return "\n".join(lines)
+
+
+def notes(result: dict) -> list[str]:
+    """What the table does not count: ignored labels and skipped images."""
+    out = []
+    if result["ignored_labels"]:
+        counts = ", ".join(f"{name} {n}" for name, n in sorted(result["ignored_labels"].items()))
+        out.append(f"labels the model does not know, left out: {counts} (rename with --map "
+                   f"FROM=TO)")
+    if result["skipped"]:
+        out.append(f"{len(result['skipped'])} unreadable images skipped: "
+                   + "; ".join(result["skipped"][:5]) + (" ..." if len(result["skipped"]) > 5
+                                                          else ""))
+    return out

@@ -1,0 +1,93 @@
+"""``edge evaluate``: models scored on labelled scans of any format, through a real ONNX graph
+with a planted box (the metric itself is checked against pycocotools' rules in
+test_metrics)."""
+
+import json
+import shutil
+
+import cv2
+import pytest
+from test_calibrate import model, write_set  # noqa: F401 - the fixture is used by name
+from test_detect_cli import scan
+
+from edge.cli import main
+from edge.detect.evaluate import parse_mapping
+from edge.labelsets import LabelsetError
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["evaluate", *map(str, argv)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_scores_each_model_in_one_table(tmp_path, model, capsys):  # noqa: F811
+    labelled = write_set(tmp_path)
+    twin = shutil.copy(model, tmp_path / "twin.onnx")
+    code, out, _ = run(capsys, model, twin, "--data", labelled, "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert list(result["models"]) == [str(model), str(twin)]
+    first, second = result["models"].values()
+    assert first == second                          # the same graph scores the same
+    assert first["images"] == 3
+    assert first["classes"]["gun"]["gt"] == 1 and first["classes"]["knife"]["gt"] == 1
+    assert first["classes"]["knife"]["AP50"] == 0.0                # labelled, never found
+    # Found, beside two false alarms of the same score: ties go in image order (as in
+    # pycocotools), so the gun comes first and the precision at full recall is still 1.
+    assert first["classes"]["gun"]["AP50"] == 1.0
+    assert result["ignored_labels"] == {"scissors": 1} and result["skipped"] == []
+
+
+def test_a_found_object_alone_scores_one(tmp_path, model, capsys):  # noqa: F811
+    assert cv2.imwrite(str(tmp_path / "gun.png"), scan(128, 128))
+    coco = {"images": [{"id": 1, "file_name": "gun.png", "width": 128, "height": 128}],
+            "categories": [{"id": 1, "name": "gun"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1,
+                             "bbox": [0, 32, 96, 96]}]}
+    (tmp_path / "one.json").write_text(json.dumps(coco))
+    code, out, _ = run(capsys, model, "--data", tmp_path / "one.json", "--json")
+    scores = json.loads(out)["models"][str(model)]
+    assert code == 0 and scores["classes"]["gun"]["AP50"] == 1.0
+    assert scores["classes"]["knife"]["AP50"] is None   # nothing labelled: null, not NaN
+    assert scores["mAP50"] == 1.0                       # the mean over labelled classes
+
+
+def test_map_renames_and_drops_labels_and_says_what_it_left_out(tmp_path, model,  # noqa: F811
+                                                                 capsys):
+    labelled = write_set(tmp_path)
+    code, out, _ = run(capsys, model, "--data", labelled, "--map", "scissors=",
+                       "--map", "knife=pistol", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["ignored_labels"] == {"pistol": 1}
+    assert result["models"][str(model)]["classes"]["knife"]["gt"] == 0
+    code, out, _ = run(capsys, model, "--data", labelled, "--map", "knife=pistol")
+    assert code == 0 and "gun (1)" in out and "knife (0)" in out
+    assert "left out: pistol 1, scissors 1" in out
+
+
+def test_unreadable_scans_are_skipped_and_named(tmp_path, model, capsys):  # noqa: F811
+    labelled = write_set(tmp_path)
+    (tmp_path / "clear.png").write_bytes(b"not a png")
+    code, out, _ = run(capsys, model, "--data", labelled, "--json")
+    result = json.loads(out)
+    assert code == 0 and result["models"][str(model)]["images"] == 2
+    assert len(result["skipped"]) == 1 and "clear.png" in result["skipped"][0]
+
+
+def test_bad_input_gets_a_clear_error(tmp_path, model, capsys):  # noqa: F811
+    labelled = write_set(tmp_path)
+    code, _, err = run(capsys, model, "--data", labelled, "--map", "knife")
+    assert code == 2 and "FROM=TO" in err
+    code, _, err = run(capsys, tmp_path / "none.onnx", "--data", labelled)
+    assert code == 2 and "none.onnx" in err
+    code, _, err = run(capsys, model, "--data", tmp_path / "nowhere.json")
+    assert code == 2 and "nowhere.json" in err
+
+
+def test_parse_mapping():
+    assert parse_mapping(["pistol=gun", " person = ", "a=b"]) == {"pistol": "gun",
+                                                                   "person": None, "a": "b"}
+    with pytest.raises(LabelsetError, match="FROM=TO"):
+        parse_mapping(["=gun"])
+    assert parse_mapping([]) == {}
