@@ -218,7 +218,8 @@ def cmd_evaluate(args) -> int:
     detectors = [_open_model(path, config) for path in args.models or [None]]
     if any(d is None for d in detectors):
         return 2
-    result = evaluate_models(detectors, items, config.detector.iou_threshold,
+    det = config.detector
+    result = evaluate_models(detectors, items, det.iou_threshold, det.box_voting,
                              progress=not args.json)
     if args.json:
         print(json.dumps(json_ready(result)))

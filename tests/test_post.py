@@ -219,12 +219,19 @@ def reference_vote(xyxy, scores, classes, kept, thr):
 
 
 @settings(max_examples=200, deadline=None)
-@given(box_sets())
-def test_box_vote_matches_reference(case):
+@given(box_sets(), st.sampled_from([0, 8192]))
+def test_box_vote_matches_reference(case, dense_pairs):
+    # Both ways of finding each kept box's neighbours: every pair, or the x-sorted index.
+    import edge.detect.post as post
+
     xyxy, scores, classes, thr = case
     scores = np.maximum(scores, 0.1)
     kept = batched_nms(xyxy, scores, classes, thr)
-    got = box_vote(xyxy, scores, classes, kept, thr)
+    saved, post.DENSE_VOTE_PAIRS = post.DENSE_VOTE_PAIRS, dense_pairs
+    try:
+        got = box_vote(xyxy, scores, classes, kept, thr)
+    finally:
+        post.DENSE_VOTE_PAIRS = saved
     np.testing.assert_allclose(got, reference_vote(xyxy, scores, classes, kept, thr),
                                atol=1e-3)
 

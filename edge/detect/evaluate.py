@@ -29,12 +29,12 @@ def parse_mapping(pairs: Sequence[str]) -> dict[str, str | None]:
 
 
 def evaluate_models(detectors: Sequence[Detector], items: Sequence[LabelledImage],
-                    iou: float = 0.5, progress: bool = False) -> dict:
+                    iou: float = 0.5, vote: bool = False, progress: bool = False) -> dict:
     """Per model (by file): images, mAP50, mAP50:95 and per-class AP50, AP50:95 and object
     counts; with the skipped images and ignored labels of the set (alike for every model)."""
     models, skipped, ignored = {}, [], {}
     for detector in detectors:
-        scored = score_set(detector, items, iou, progress=progress)
+        scored = score_set(detector, items, iou, vote, progress)
         models[str(detector.path)] = scored.acc.summary(list(detector.info.classes))
         skipped, ignored = scored.skipped, scored.ignored_labels
     return {"models": models, "skipped": skipped, "ignored_labels": ignored}

@@ -22,6 +22,7 @@ LOGIT_MARGIN = 0.05              # decode_select's pre-filter, in logits
 SMALL_CLASS_IDS = 4096          # class ids below this shift boxes apart as they are
 DENSE_MAX = 128                 # up to this many boxes, testing every pair beats NMS rounds
 DENSE_ROUND = 64                # ... and beats a sweep within a round up to this many
+DENSE_VOTE_PAIRS = 8192         # box voting tests every (kept, box) pair up to this many
 
 
 # --- grids and decoding -------------------------------------------------------------------------
@@ -377,13 +378,19 @@ def _pairs_dense(ranked: np.ndarray, iou_threshold: float,
     if class_ids is not None:
         same = class_ids[a] == class_ids[b]
         a, b = a[same], b[same]
-    x1, y1, x2, y2 = (np.ascontiguousarray(ranked[:, k]) for k in range(4))
+    hit = _overlap(ranked, a, b, iou_threshold)
+    return a[hit], b[hit]
+
+
+def _overlap(boxes: np.ndarray, a: np.ndarray, b: np.ndarray, iou_threshold: float
+             ) -> np.ndarray:
+    """Bool per pair (a[k], b[k]) of ``boxes``: IoU above the threshold."""
+    x1, y1, x2, y2 = (np.ascontiguousarray(boxes[:, k]) for k in range(4))
     iw = np.minimum(x2[a], x2[b]) - np.maximum(x1[a], x1[b])
     ih = np.minimum(y2[a], y2[b]) - np.maximum(y1[a], y1[b])
     inter = np.maximum(iw, 0) * np.maximum(ih, 0)
     area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    hit = (inter > iou_threshold * (area[a] + area[b] - inter)) & (inter > 0)
-    return a[hit], b[hit]
+    return (inter > iou_threshold * (area[a] + area[b] - inter)) & (inter > 0)
 
 
 @lru_cache(maxsize=32)
@@ -429,12 +436,20 @@ def box_vote(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, kept: 
     kept = np.asarray(kept, np.int64)
     if len(kept) == 0:
         return np.zeros((0, 4), np.float32)
-    shifted = _apart_by_class(xyxy, class_ids)
-    i, j = _XSorted(shifted, np.arange(len(shifted))).pairs(shifted[kept], iou_threshold)
-    # A kept box always counts itself, even when its IoU with itself is not "above" 1.0.
-    i, j = np.concatenate([i, np.arange(len(kept))]), np.concatenate([j, kept])
-    unique = np.unique(i * len(xyxy) + j)
-    i, j = unique // len(xyxy), unique % len(xyxy)
+    n = len(xyxy)
+    if len(kept) * n <= DENSE_VOTE_PAIRS:   # few: test every (kept, box) pair
+        i, j = np.repeat(np.arange(len(kept)), n), np.tile(np.arange(n), len(kept))
+        same = class_ids[kept[i]] == class_ids[j]
+        i, j = i[same], j[same]
+        # A kept box always counts itself, even when its IoU with itself is not "above" 1.0.
+        hit = _overlap(xyxy, kept[i], j, iou_threshold) | (kept[i] == j)
+        i, j = i[hit], j[hit]
+    else:
+        shifted = _apart_by_class(xyxy, class_ids)
+        i, j = _XSorted(shifted, np.arange(n)).pairs(shifted[kept], iou_threshold)
+        i, j = np.concatenate([i, np.arange(len(kept))]), np.concatenate([j, kept])
+        unique = np.unique(i * n + j)
+        i, j = unique // n, unique % n
     w = scores[j]
     total = np.bincount(i, w, minlength=len(kept))
     fused = np.stack([np.bincount(i, w * xyxy[j, k], minlength=len(kept)) for k in range(4)], 1)
