@@ -206,7 +206,8 @@ def cmd_detect(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from edge.detect.calibrate import read_items
-    from edge.detect.evaluate import evaluate_models, json_ready, notes, parse_mapping, report
+    from edge.detect.evaluate import evaluate_models, notes, parse_mapping, report
+    from edge.detect.metrics import json_ready
     from edge.labelsets import LabelsetError, map_labels
 
     config = _config(args)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.detect.evaluate import json_ready, report
-from edge.detect.metrics import Accumulator
+from edge.detect.evaluate import report
+from edge.detect.metrics import Accumulator, json_ready
 from edge.detect.model import Detector, ModelInfo, detect_with
 from edge.types import Detections
 

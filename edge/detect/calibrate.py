@@ -18,7 +18,7 @@ import numpy as np
 
 from edge.decide import Policy
 from edge.detect.files import ScanReadError, read_scan
-from edge.detect.metrics import Accumulator, OperatingPoint
+from edge.detect.metrics import Accumulator, OperatingPoint, json_ready
 from edge.detect.model import Detector, detect_with
 from edge.labelsets import LabelledImage, read_labelset
 from edge.types import Action, Detections
@@ -208,10 +208,8 @@ def _check_json(c: Check) -> dict:
     def outcome(o: ParcelOutcome) -> dict:
         return {"threat_images": o.threat_images, "threat_diverted": o.threat_diverted,
                 "clear_images": o.clear_images, "clear_diverted": o.clear_diverted}
-    def nan_free(ratios: dict[str, float]) -> dict[str, float | None]:
-        return {k: None if math.isnan(v) else v for k, v in ratios.items()}
-    return {"images": c.images, "objects": c.objects, "recall": nan_free(c.recall),
-            "precision": nan_free(c.precision),
+    return {"images": c.images, "objects": c.objects, "recall": json_ready(c.recall),
+            "precision": json_ready(c.precision),
             "calibrated": outcome(c.calibrated), "default": outcome(c.default)}
 
 

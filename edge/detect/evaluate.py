@@ -40,15 +40,6 @@ def evaluate_models(detectors: Sequence[Detector], items: Sequence[LabelledImage
     return {"models": models, "skipped": skipped, "ignored_labels": ignored}
 
 
-def json_ready(value):
-    """NaN (AP of a class with no labelled objects) as null: JSON has no NaN."""
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_ready(v) for v in value]
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
 def _cell(value: float) -> str:
     return f"{'-':>30s}" if math.isnan(value) else f"{value:30.3f}"
 

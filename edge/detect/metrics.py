@@ -6,6 +6,7 @@ no per-image cap on detections. NumPy only, no torch: the runtime and the replay
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -229,3 +230,13 @@ def _threshold_index(iou: float) -> int:
         raise ValueError(f"iou must be one of {[round(float(t), 2) for t in IOU_THRESHOLDS]}, "
                          f"got {iou}")
     return int(hit[0])
+
+
+def json_ready(value):
+    """NaN (a ratio with nothing to count, the AP of a class with no objects) as null, in
+    nested dicts and lists: JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_ready(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
