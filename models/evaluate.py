@@ -26,16 +26,23 @@ EVAL_THRESHOLD = 0.01   # keep low-score boxes: AP integrates over all operating
 
 
 def evaluate(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo, records: Sequence,
-             progress: bool = False) -> dict:
-    """Per-class AP50, mAP50 and mAP50:95 of ``raw`` on ``records`` (models.data.Record)."""
+             progress: bool = False,
+             transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
+             ) -> dict:
+    """Per-class AP50, mAP50 and mAP50:95 of ``raw`` on ``records`` (models.data.Record);
+    ``transform`` changes each image first (its generator is seeded by the image's place in
+    ``records``, so every model sees the same changed images)."""
     from models.data import read_bgr
     acc = Accumulator()
     items = records
     if progress:
         from tqdm import tqdm
         items = tqdm(records, desc="eval", leave=False)
-    for r in items:
-        found = detect_with(raw, info, read_bgr(r.path), EVAL_THRESHOLD, 0.5)
+    for k, r in enumerate(items):
+        image = read_bgr(r.path)
+        if transform is not None:
+            image = transform(image, np.random.default_rng(k))
+        found = detect_with(raw, info, image, EVAL_THRESHOLD, 0.5)
         truth = Detections(r.boxes, np.ones(len(r.boxes), np.float32), r.classes)
         acc.add(found, truth)
     return acc.summary(list(info.classes))
