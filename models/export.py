@@ -11,6 +11,7 @@ renderings, cut into model input by the runtime's own ``edge.detect.pre.prepare`
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -56,7 +57,18 @@ def metadata(ckpt: dict, name: str, size: int) -> dict[str, str]:
     return {"classes": json.dumps(list(THREAT_CLASSES)), "input_size": json.dumps([size, size]),
             "strides": json.dumps(list(STRIDES)), "mean": json.dumps(list(MEAN)),
             "std": json.dumps(list(STD)), "channel_order": "bgr",
-            "version": f"{name}-e{len(history)}-s{ckpt['step']}", "training_data": summary}
+            "version": f"{name}-e{len(history)}-s{ckpt['step']}-{weights_digest(ckpt)}",
+            "training_data": summary}
+
+
+def weights_digest(ckpt: dict) -> str:
+    """Eight hex digits of a hash of the shipped (EMA) weights: two runs of the same length
+    with different recipes get different versions."""
+    digest = hashlib.sha256()
+    for key, tensor in ckpt["ema"].items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:8]
 
 
 class PixelInput(torch.nn.Module):

@@ -1,6 +1,7 @@
 """The offline model side: targets, augmentation geometry, export round trip, INT8, training."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -118,9 +119,9 @@ def test_smaller_training_crops_keep_the_runtime_scale(tmp_path):
     assert 0.5 <= zoomed.min() and zoomed.max() <= 1.9
 
 
-def fake_checkpoint():
+def fake_checkpoint(model=None):
     return {"args": {"parcels": 1, "seed": 0, "batch": 1, "real": []}, "history": [],
-            "step": 0}
+            "step": 0, "ema": (model or ParcelNet(8)).state_dict()}
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +133,17 @@ def exported(tmp_path_factory):
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 2)
     path = tmp_path_factory.mktemp("export") / "net.fp32.onnx"
-    export_fp32(model, metadata(fake_checkpoint(), "net", 128), path, 128)
+    export_fp32(model, metadata(fake_checkpoint(model), "net", 128), path, 128)
     return model, path
+
+
+def test_version_names_the_weights():
+    torch.manual_seed(0)
+    a, b = ParcelNet(8), ParcelNet(8)
+    version = metadata(fake_checkpoint(a), "net", 128)["version"]
+    assert re.fullmatch(r"net-e0-s0-[0-9a-f]{8}", version)
+    assert version == metadata(fake_checkpoint(a), "net", 128)["version"]
+    assert version != metadata(fake_checkpoint(b), "net", 128)["version"]
 
 
 def test_export_round_trip_agrees_with_torch(exported):
