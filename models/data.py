@@ -87,8 +87,11 @@ def read_bgr(path: Path) -> np.ndarray:
     return as_bgr8(image)
 
 
-def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Vendor palettes, grey single-energy views, exposure, noise and blur."""
+def photometric(img: np.ndarray, rng: np.random.Generator,
+                gamma_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Vendor palettes, grey single-energy views, contrast curves, noise and blur. Contrast
+    curves are gamma 0.6-1.6, drawn uniformly (the shipped model's recipe), or drawn
+    log-uniformly from ``gamma_range``."""
     grey = bool(np.all(img[..., 0] == img[..., 2]))
     if not grey and rng.random() < 0.5:
         hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
@@ -101,7 +104,8 @@ def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if not grey and rng.random() < 0.15:
         img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     if rng.random() < 0.5:
-        gamma = rng.uniform(0.6, 1.6)
+        gamma = rng.uniform(0.6, 1.6) if gamma_range is None else \
+            float(np.exp(rng.uniform(*np.log(gamma_range))))
         table = (255 * (np.arange(256) / 255) ** gamma).astype(np.uint8)
         img = cv2.LUT(img, table)
     if rng.random() < 0.3:
@@ -173,9 +177,10 @@ class TrainSet(torch.utils.data.Dataset):
     the crops are: a smaller crop is a cheaper step, not a different scale."""
 
     def __init__(self, records: list[Record], seed: int, size: int = INPUT,
-                 progress: bool = False, mosaic: float = 0.0):
+                 progress: bool = False, mosaic: float = 0.0,
+                 gamma: tuple[float, float] | None = None):
         self.records, self.seed, self.size, self.epoch = records, seed, size, 0
-        self.mosaic = mosaic
+        self.mosaic, self.gamma = mosaic, gamma
         self.images, self.shrink = [], []
         items = records
         if progress:
@@ -198,7 +203,7 @@ class TrainSet(torch.utils.data.Dataset):
             img, boxes, classes = self._mosaic(i, rng)
         else:
             img, boxes, classes = self._piece(i, rng, self.size)
-        img = photometric(img, rng)
+        img = photometric(img, rng, self.gamma)
         tensor = torch.from_numpy(img.transpose(2, 0, 1).copy()).float().div_(255.0)
         return tensor, torch.from_numpy(boxes), torch.from_numpy(classes)
 

@@ -87,6 +87,16 @@ def _blocks(text: str) -> tuple[int, ...]:
     return blocks
 
 
+def _gamma(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (two numbers), got {text!r}") from None
+    if not 0 < lo < hi:
+        raise argparse.ArgumentTypeError(f"need 0 < LO < HI, got {text!r}")
+    return lo, hi
+
+
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/parcelnet"))
@@ -117,6 +127,9 @@ def parse(argv):
     p.add_argument("--crop", type=int, default=256,
                    help="training crop side in pixels, at the runtime's scale (smaller crops "
                         "make cheaper steps: 256 takes about 0.6 of the time of 320)")
+    p.add_argument("--gamma", type=_gamma, default=None, metavar="LO,HI",
+                   help="contrast curves of the augmentation, drawn log-uniformly from gamma "
+                        "LO to HI (default: 0.6 to 1.6, uniformly, the shipped recipe)")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
     args = p.parse_args(argv)
@@ -161,7 +174,7 @@ def main(argv=None) -> int:
     ema = Ema(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
     dataset = data.TrainSet(train, args.seed, size=args.crop, progress=True,
-                            mosaic=args.mosaic)
+                            mosaic=args.mosaic, gamma=args.gamma)
     per_epoch = len(dataset) // args.batch
     total = per_epoch * args.epochs
     args.out.mkdir(parents=True, exist_ok=True)

@@ -243,3 +243,21 @@ def test_runtime_never_imports_torch():
             "edge.detect.metrics, edge.detect.files, edge.labelsets, edge.scanner.sim; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_gamma_range_is_checked_and_widens_the_contrast_curves():
+    from models.train import parse
+    assert parse([]).gamma is None
+    assert parse(["--gamma", "0.35,2.8"]).gamma == (0.35, 2.8)
+    for bad in ("0.5", "2,1", "0,2", "a,b"):
+        with pytest.raises(SystemExit):
+            parse(["--gamma", bad])
+    grey = np.full((40, 40, 3), 128, np.uint8)
+
+    def means(gamma_range):   # mean grey level after each gamma the augmentation drew
+        out = [data.photometric(grey, np.random.default_rng(k), gamma_range).mean()
+               for k in range(300)]
+        return np.array([m for m in out if abs(m - 128) > 1])  # those that drew a curve
+    shipped, wide = means(None), means((0.35, 2.8))
+    assert shipped.min() > 255 * 0.5 ** 1.6 - 3 and shipped.max() < 255 * 0.5 ** 0.6 + 3
+    assert wide.min() < 255 * 0.5 ** 2.0 and wide.max() > 255 * 0.5 ** 0.5
