@@ -36,6 +36,8 @@ SETUPS = {CONTROL: (1.0, 768), "pitch 2.0 mm (384 px)": (2.0, 384),
 def jpeg(quality: int) -> Style:
     def style(img, rng):
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise ValueError(f"cannot encode an image of shape {img.shape} as JPEG")
         return cv2.imdecode(buf, cv2.IMREAD_COLOR)
     return style
 
