@@ -87,12 +87,17 @@ def read_bgr(path: Path) -> np.ndarray:
     return as_bgr8(image)
 
 
+def is_grey(img: np.ndarray) -> bool:
+    """A single-energy grey view stored as BGR: no palette to shift or swap."""
+    return bool(np.array_equal(img[..., 0], img[..., 2]))
+
+
 def photometric(img: np.ndarray, rng: np.random.Generator,
                 gamma_range: tuple[float, float] | None = None) -> np.ndarray:
     """Vendor palettes, grey single-energy views, contrast curves, noise and blur. Contrast
     curves are gamma 0.6-1.6, drawn uniformly (the shipped model's recipe), or drawn
     log-uniformly from ``gamma_range``."""
-    grey = bool(np.all(img[..., 0] == img[..., 2]))
+    grey = is_grey(img)
     if not grey and rng.random() < 0.5:
         hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
         hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + int(rng.integers(-25, 26))) % 180)

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from edge.detect.metrics import json_ready
+from models.data import is_grey
 
 Style = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -50,7 +51,7 @@ def sharpened(img, rng):
 
 def hue_turned(degrees: int) -> Style:
     def style(img, rng):
-        if np.array_equal(img[..., 0], img[..., 2]):   # grey stays grey
+        if is_grey(img):   # no palette to turn
             return img
         hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
         hsv[..., 0] = (hsv[..., 0].astype(np.int16) + degrees // 2) % 180   # OpenCV: 0-179

@@ -116,6 +116,7 @@ def bench_stages(model_path, image: np.ndarray, repeats: int = 30) -> dict:
 
     det = Detector(model_path)
     info = det.info
+    conf = 0.25   # the default score threshold: what the live loop keeps
 
     def pre():
         return prepare(image, info.input_size, info.mean, info.std, info.channel_order,
@@ -125,7 +126,7 @@ def bench_stages(model_path, image: np.ndarray, repeats: int = 30) -> dict:
     raw = det.raw(batch.tensor)
 
     def post():
-        return postprocess(raw, batch, info, 0.25, 0.5)
+        return postprocess(raw, batch, info, conf, 0.5)
 
     stages = {"pre": pre, "run": lambda: det.raw(batch.tensor), "post": post}
     times: dict[str, list[float]] = {name: [] for name in stages}
@@ -135,7 +136,7 @@ def bench_stages(model_path, image: np.ndarray, repeats: int = 30) -> dict:
             fn()
             times[name].append(time.perf_counter() - start)
     pre_ms, run_ms, post_ms = (float(np.median(times[k][1:])) * 1e3 for k in stages)
-    candidates = sum(len(decode_select(tile, info.input_size, info.strides, np.float32(0.25)))
+    candidates = sum(len(decode_select(tile, info.input_size, info.strides, np.float32(conf)))
                      for tile in raw)
     return {"model": str(model_path), "image": list(image.shape), "tiles": len(batch.offsets),
             "candidates": candidates, "kept": len(post()),
