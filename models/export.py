@@ -32,7 +32,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from edge.detect.pre import prepare
 from edge.scanner.phantoms import THREAT_CLASSES
 from models import data
-from models.net import BLOCKS, STRIDES, ParcelNet
+from models.net import BLOCKS, STRIDES, ParcelNet, upgrade_state
 from models.train import MEAN, STD
 
 OPSET = 17
@@ -44,7 +44,7 @@ def load_ema(checkpoint: Path) -> tuple[ParcelNet, dict]:
     args = ckpt["args"]
     model = ParcelNet(len(THREAT_CLASSES), blocks=tuple(args.get("blocks", BLOCKS)),
                       decoupled=args.get("decoupled", False))
-    model.load_state_dict(ckpt["ema"])
+    model.load_state_dict(upgrade_state(ckpt["ema"]))
     return model.eval(), ckpt
 
 

@@ -31,6 +31,48 @@ class Residual(nn.Module):
         return F.relu(x + self.b(self.a(x)))
 
 
+class LevelConv(nn.Module):
+    """A 3x3 convolution shared by the pyramid levels, with a batch norm per level.
+
+    One shared batch norm would normalise each level by its own batch statistics in training
+    but by running statistics pooled over all levels at inference, which fit none of them
+    (their variances differ up to tenfold): the exported model would not be the one trained."""
+
+    def __init__(self, c: int, levels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.norms = nn.ModuleList(nn.BatchNorm2d(c) for _ in range(levels))
+
+    def forward(self, x: torch.Tensor, level: int) -> torch.Tensor:
+        return F.relu(self.norms[level](self.conv(x)), inplace=True)
+
+
+class LevelTower(nn.ModuleList):
+    def forward(self, x: torch.Tensor, level: int) -> torch.Tensor:
+        for layer in self:
+            x = layer(x, level)
+        return x
+
+
+def upgrade_state(state: dict) -> dict:
+    """Weights saved when the head's towers had one batch norm for all levels (keys
+    ``tower.<i>.0.*`` and ``tower.<i>.1.*``) in today's layout: the shared norm's parameters
+    and statistics go to every level (models trained that way still load and export)."""
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if len(parts) == 4 and parts[0] in ("tower", "cls_tower") and parts[2] in ("0", "1"):
+            name, block, layer, field = parts
+            if layer == "0":
+                out[f"{name}.{block}.conv.{field}"] = value
+            else:
+                for level in range(len(STRIDES)):
+                    out[f"{name}.{block}.norms.{level}.{field}"] = value.clone()
+        else:
+            out[key] = value
+    return out
+
+
 def stage(c_in: int, c_out: int, blocks: int) -> nn.Sequential:
     return nn.Sequential(conv(c_in, c_out, 2), *(Residual(c_out) for _ in range(blocks)))
 
@@ -48,11 +90,11 @@ class ParcelNet(nn.Module):
         self.s32 = stage(width[3], width[4], blocks[3])
         self.lateral = nn.ModuleList(conv(c, neck, k=1) for c in width[2:])
         self.smooth = nn.ModuleList(conv(neck, neck) for _ in STRIDES)
-        self.tower = nn.Sequential(conv(neck, neck), conv(neck, neck))
+        self.tower = LevelTower(LevelConv(neck, len(STRIDES)) for _ in range(2))
         # Classes and boxes from towers of their own: a shared tower lets the box loss shape
         # the features first and slows class learning from scratch (YOLOX's decoupled head).
-        self.cls_tower = nn.Sequential(conv(neck, neck), conv(neck, neck)) if decoupled \
-            else None
+        self.cls_tower = LevelTower(LevelConv(neck, len(STRIDES)) for _ in range(2)) \
+            if decoupled else None
         self.box = nn.Conv2d(neck, 4, 1)
         self.cls = nn.Conv2d(neck, classes, 1)
         # Start rare: every cell is background at first (focal-loss prior), boxes ~ 2 strides.
@@ -71,9 +113,9 @@ class ParcelNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, 3, H, W] -> [B, N, 4 + C], cells stride by stride, row-major."""
         outs = []
-        for p in self.levels(x):
-            t = self.tower(p)
-            c = self.cls_tower(p) if self.cls_tower is not None else t
+        for level, p in enumerate(self.levels(x)):
+            t = self.tower(p, level)
+            c = self.cls_tower(p, level) if self.cls_tower is not None else t
             out = torch.cat([F.softplus(self.box(t)), self.cls(c)], 1)
             outs.append(out.flatten(2).transpose(1, 2))
         return torch.cat(outs, 1)
