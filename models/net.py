@@ -36,7 +36,8 @@ class LevelConv(nn.Module):
 
     One shared batch norm would normalise each level by its own batch statistics in training
     but by running statistics pooled over all levels at inference, which fit none of them
-    (their variances differ up to tenfold): the exported model would not be the one trained."""
+    (the levels' variances can differ tenfold): the exported model would not be the one
+    trained."""
 
     def __init__(self, c: int, levels: int):
         super().__init__()
@@ -48,6 +49,8 @@ class LevelConv(nn.Module):
 
 
 class LevelTower(nn.ModuleList):
+    """LevelConv layers in sequence, all for one level."""
+
     def forward(self, x: torch.Tensor, level: int) -> torch.Tensor:
         for layer in self:
             x = layer(x, level)
