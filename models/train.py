@@ -28,7 +28,7 @@ from edge.scanner.phantoms import THREAT_CLASSES
 from models import data
 from models.evaluate import evaluate
 from models.loss import cell_grid, detection_loss
-from models.net import BLOCKS, STRIDES, ParcelNet
+from models.net import BLOCKS, STRIDES, ParcelNet, upgrade_state
 
 MEAN, STD = (0.0, 0.0, 0.0), (255.0, 255.0, 255.0)
 
@@ -182,6 +182,10 @@ def main(argv=None) -> int:
     start_epoch, step, history = 0, 0, []
     if args.resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location=device)
+        if upgrade_state(ckpt["model"]).keys() != ckpt["model"].keys():
+            raise SystemExit(f"{ckpt_path} was saved by the earlier head (one batch norm for all "
+                             "levels): it exports (models.export) but cannot be resumed; "
+                             "train into a new --out")
         model.load_state_dict(ckpt["model"])
         ema.model.load_state_dict(ckpt["ema"])
         ema.updates = ckpt["ema_updates"]

@@ -228,6 +228,13 @@ def test_training_runs_checkpoints_and_resumes(tmp_path):
     assert ckpt["epoch"] == 1 and ckpt["step"] == 4 and len(ckpt["history"]) == 2
     summary = json.loads((tmp_path / "run" / "train.json").read_text())
     assert 0 <= summary["history"][-1]["val_mAP50"] <= 1
+    # A run saved by the earlier head (one norm for all levels) is refused, not half-loaded.
+    for part in ("model", "ema"):
+        ckpt[part] = {k.replace(".conv.", ".0.").replace(".norms.0.", ".1."): v
+                      for k, v in ckpt[part].items() if not re.search(r"\.norms\.[12]\.", k)}
+    torch.save(ckpt, tmp_path / "run" / "last.pt")
+    with pytest.raises(SystemExit, match="earlier head"):
+        main([*args, "--epochs", "3", "--resume"])
 
 
 def test_block_counts_are_checked():
