@@ -36,7 +36,7 @@ class LevelConv(nn.Module):
 
     One shared batch norm would normalise each level by its own batch statistics in training
     but by running statistics pooled over all levels at inference, which fit none of them
-    (the levels' variances can differ tenfold): the exported model would not be the one
+    (the levels' variances can differ several-fold): the exported model would not be the one
     trained."""
 
     def __init__(self, c: int, levels: int):
