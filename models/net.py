@@ -70,7 +70,7 @@ def upgrade_state(state: dict) -> dict:
                 out[f"{name}.{block}.conv.{field}"] = value
             else:
                 for level in range(len(STRIDES)):
-                    out[f"{name}.{block}.norms.{level}.{field}"] = value.clone()
+                    out[f"{name}.{block}.norms.{level}.{field}"] = value
         else:
             out[key] = value
     return out

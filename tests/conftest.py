@@ -2,8 +2,25 @@
 
 import os
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+@pytest.fixture
+def earlier_head_layout():
+    """Turns a ParcelNet state dict into the layout checkpoints were saved in before the head
+    had a batch norm per level: one norm per tower layer for all levels (level 0's is kept)."""
+    def convert(state: dict) -> dict:
+        old = {}
+        for key, value in state.items():
+            if key.startswith(("tower.", "cls_tower.")):
+                if ".norms." in key and ".norms.0." not in key:
+                    continue
+                key = key.replace(".conv.", ".0.").replace(".norms.0.", ".1.")
+            old[key] = value
+        return old
+    return convert

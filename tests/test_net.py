@@ -33,29 +33,14 @@ def test_inference_normalises_each_level_as_training_did():
     torch.testing.assert_close(inferred, trained, rtol=0.02, atol=0.02)
 
 
-def _old_layout(model: ParcelNet) -> dict:
-    """The state dict of the earlier head, one batch norm per tower layer for all levels."""
-    old = {}
-    for key, value in model.state_dict().items():
-        parts = key.split(".")
-        if parts[0] == "tower" and parts[2] == "conv":
-            old[f"tower.{parts[1]}.0.{parts[3]}"] = value
-        elif parts[0] == "tower" and parts[2] == "norms":
-            if parts[3] == "0":
-                old[f"tower.{parts[1]}.1.{parts[4]}"] = value
-        else:
-            old[key] = value
-    return old
-
-
-def test_weights_of_the_shared_norm_head_still_load(tmp_path):
+def test_weights_of_the_shared_norm_head_still_load(tmp_path, earlier_head_layout):
     torch.manual_seed(0)
     source = ParcelNet(8)
     for m in source.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 2)
-    old = _old_layout(source)
+    old = earlier_head_layout(source.state_dict())
     assert "tower.1.1.running_var" in old and not any(".norms." in k for k in old)
     upgraded = upgrade_state(old)
     assert set(upgraded) == set(source.state_dict())
