@@ -11,6 +11,7 @@ from edge.detect.post import (
     box_vote,
     decode,
     decode_select,
+    decode_tiles,
     grid,
     merge_tiles,
     nms,
@@ -146,6 +147,41 @@ def test_decode_select_equals_select_after_decode(seed, thr, spread, most):
     assert got.class_id.tolist() == want.class_id.tolist()
     assert got.score.tolist() == want.score.tolist()
     assert got.xyxy.tolist() == want.xyxy.tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 4), st.sampled_from([0.0, 0.3, 0.7]),
+       st.sampled_from([0.37, 0.5, 1.0, 1.6]))
+def test_decode_tiles_equals_each_tile_decoded_and_mapped(seed, tiles, thr, scale):
+    # All tiles at once must give what decoding each tile and mapping it to the image gives:
+    # the same boxes, bit for bit, tile after tile, clipped to the image.
+    input_size, strides = (64, 96), (8, 16, 32)
+    n = len(grid(input_size, strides)[0])
+    rng = np.random.default_rng(seed)
+    raw = rng.normal(0, 3, (tiles, n, 4 + 3)).astype(np.float32)
+    offsets = np.stack([np.arange(tiles) * 70.0, np.zeros(tiles)], 1).astype(np.float32)
+    thresholds = np.array([thr, 0.5, 0.9], np.float32)
+    image_shape = (int(64 / scale), int((96 + 70 * (tiles - 1)) / scale))
+    want = Detections.merge([
+        to_parcel(decode_select(raw[k], input_size, strides, thresholds), -offsets[k], scale,
+                  image_shape) for k in range(tiles)])
+    got = decode_tiles(raw, offsets, scale, image_shape, input_size, strides, thresholds)
+    assert got.class_id.tolist() == want.class_id.tolist()
+    assert got.score.tolist() == want.score.tolist()
+    assert got.xyxy.tolist() == want.xyxy.tolist()
+
+
+def test_decode_tiles_rejects_bad_heads():
+    n = len(grid((64, 64), (8, 16, 32))[0])
+    raw = np.zeros((2, n, 6), np.float32)
+    offsets = np.zeros((2, 2), np.float32)
+    with pytest.raises(ValueError, match=r"head output must be \[3, 84, 4 \+ classes\]"):
+        decode_tiles(raw, np.zeros((3, 2), np.float32), 1.0, (64, 64), (64, 64), (8, 16, 32), 0.5)
+    with pytest.raises(ValueError, match="one per class"):
+        decode_tiles(raw, offsets, 1.0, (64, 64), (64, 64), (8, 16, 32), [0.5, 0.5, 0.5])
+    raw[1, 7, 5] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        decode_tiles(raw, offsets, 1.0, (64, 64), (64, 64), (8, 16, 32), 0.5)
 
 
 def test_decode_select_rejects_bad_heads():

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edge.detect.post import decode_select, grid, merge_tiles, to_parcel
+from edge.detect.post import decode_tiles, grid, merge_tiles
 from edge.detect.pre import Batch, prepare
 from edge.types import Detections
 
@@ -130,9 +130,6 @@ def postprocess(out: np.ndarray, batch: Batch, info: ModelInfo,
                 thresholds: float | Sequence[float], iou_threshold: float,
                 vote: bool = False) -> Detections:
     """Head output of every tile of ``batch`` -> one set of detections in image pixels."""
-    parts = []
-    for tile, offset in zip(out, batch.offsets, strict=True):  # a few tiles, not boxes
-        found = decode_select(tile, info.input_size, info.strides,
-                              np.asarray(thresholds, np.float32))
-        parts.append(to_parcel(found, -offset, batch.scale, batch.image_shape))
-    return merge_tiles(parts, iou_threshold, vote)
+    found = decode_tiles(out, batch.offsets, batch.scale, batch.image_shape, info.input_size,
+                         info.strides, np.asarray(thresholds, np.float32))
+    return merge_tiles([found], iou_threshold, vote)

@@ -47,10 +47,14 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)  # tanh form: no overflow warnings for large |x|
 
 
-def _check_head(raw: np.ndarray, cells: int, input_size, strides) -> None:
-    if raw.ndim != 2 or raw.shape[0] != cells or raw.shape[1] < 5:
-        raise ValueError(f"head output must be [{cells}, 4 + classes] for input "
-                         f"{tuple(input_size)} and strides {tuple(strides)}, got {raw.shape}")
+def _check_head(raw: np.ndarray, cells: int, input_size, strides, tiles: int | None = None
+                ) -> None:
+    """One tile's head output [cells, 4 + C], or ``tiles`` of them [tiles, cells, 4 + C]."""
+    lead = () if tiles is None else (tiles,)
+    if raw.shape[:-1] != (*lead, cells) or raw.shape[-1] < 5:
+        raise ValueError(f"head output must be [{', '.join(map(str, (*lead, cells)))}, "
+                         f"4 + classes] for input {tuple(input_size)} and strides "
+                         f"{tuple(strides)}, got {raw.shape}")
     if not np.isfinite(raw).all():
         bad = int(np.count_nonzero(~np.isfinite(raw)))
         raise ValueError(f"head output holds {bad} non-finite values (NaN or inf)")
@@ -70,7 +74,7 @@ def decode(raw: np.ndarray, input_size: tuple[int, int], strides: Sequence[int]
 def select(boxes: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | float,
            max_candidates: int = 30_000) -> Detections:
     """Every (cell, class) whose score reaches its class threshold, best ``max_candidates``."""
-    thr = np.broadcast_to(np.asarray(thresholds, np.float32), (scores.shape[1],))
+    thr = class_thresholds(thresholds, scores.shape[1])
     cells, classes = np.nonzero(scores >= thr[None, :])
     conf = scores[cells, classes]
     if len(conf) > max_candidates:
@@ -79,13 +83,25 @@ def select(boxes: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | float
     return Detections(boxes[cells], conf, classes)
 
 
+def class_thresholds(thresholds: np.ndarray | float, classes: int) -> np.ndarray:
+    """One score threshold, or one per class, as float32 [classes]."""
+    thr = np.asarray(thresholds, np.float32)
+    if thr.ndim == 0:
+        return np.full(classes, thr)
+    if thr.shape != (classes,):
+        raise ValueError(f"thresholds must be one value or one per class ({classes}), got "
+                         f"shape {thr.shape}")
+    return thr
+
+
 @lru_cache(maxsize=16)
 def _logit_bounds(thresholds: bytes, cells: int) -> np.ndarray:
-    """Bounds for the head [cells, 4 + C] from float32 class thresholds (as bytes, to be
-    cached): box columns inf; each class its threshold's logit less a margin far above float32
-    sigmoid error; at or below 0 every cell passes, at or above 1 only logits the sigmoid
-    rounds up to 1. One row per cell: comparing two whole contiguous arrays is several times
-    faster than broadcasting a row of a dozen values down the head."""
+    """Bounds for the head rows [cells, 4 + C] (the cells of every tile) from float32 class
+    thresholds (as bytes, to be cached): box columns inf; each class its threshold's logit
+    less a margin far above float32 sigmoid error; at or below 0 every cell passes, at or
+    above 1 only logits the sigmoid rounds up to 1. One row per cell: comparing two whole
+    contiguous arrays is several times faster than broadcasting a row of a dozen values down
+    the head."""
     thr = np.frombuffer(thresholds, np.float32)
     p = np.clip(thr.astype(np.float64), 1e-12, 1 - 1e-12)
     bound = np.where(thr <= 0, -np.inf, np.where(thr >= 1, 15.0,
@@ -102,25 +118,72 @@ def decode_select(raw: np.ndarray, input_size: tuple[int, int], strides: Sequenc
     compared with the thresholds' logits first (a hair below, so the exact score test still
     decides), and only the cells that pass are turned into boxes and scores."""
     raw = np.asarray(raw)
-    centres, cell_strides = grid(tuple(input_size), tuple(strides))
-    _check_head(raw, len(centres), input_size, strides)
-    thr = np.broadcast_to(np.asarray(thresholds, np.float32), (raw.shape[1] - 4,))
+    _check_head(raw, len(grid(tuple(input_size), tuple(strides))[0]), input_size, strides)
+    _, boxes, conf, classes = _decode_passing(raw[None], input_size, strides, thresholds,
+                                              max_candidates)
+    return Detections(boxes, conf, classes)
+
+
+def decode_tiles(raw: np.ndarray, offsets: np.ndarray, scale: float,
+                 image_shape: tuple[int, int], input_size: tuple[int, int],
+                 strides: Sequence[int], thresholds: np.ndarray | float,
+                 max_candidates: int = 30_000) -> Detections:
+    """Every tile's head output [B, N, 4 + C] at once -> the candidates of the whole image, in
+    its own pixels: ``decode_select`` per tile, then ``to_parcel`` with that tile's offset
+    (float32 [B, 2], scaled-image pixels). ``max_candidates`` caps the image, not each tile."""
+    raw = np.asarray(raw)
+    cells = len(grid(tuple(input_size), tuple(strides))[0])
+    _check_head(raw, cells, input_size, strides, tiles=len(offsets))
+    tile, boxes, conf, classes = _decode_passing(raw, input_size, strides, thresholds,
+                                                 max_candidates)
+    if len(tile):
+        shift = np.asarray(offsets, np.float32)[:, [0, 1, 0, 1]]
+        boxes += shift[tile]
+        boxes /= np.float32(scale)
+        h, w = image_shape
+        np.maximum(boxes, 0, out=boxes)
+        np.minimum(boxes, np.array([w, h, w, h], np.float32), out=boxes)
+    return Detections(boxes, conf, classes)
+
+
+def _decode_passing(raw: np.ndarray, input_size, strides, thresholds, max_candidates):
+    """(tile, boxes xyxy float32 in input pixels, scores, classes) of the (tile, cell, class)
+    whose score reaches its threshold, of head outputs [B, N, 4 + C] already checked."""
+    cols = raw.shape[-1]
+    thr = class_thresholds(thresholds, cols - 4)
+    rows = raw.reshape(-1, cols)
     # One pass over the whole contiguous head (box columns never pass: their bound is inf).
-    flat = np.flatnonzero(raw >= _logit_bounds(thr.tobytes(), len(raw)))
+    flat = np.flatnonzero(rows >= _logit_bounds(thr.tobytes(), len(rows)))
     if len(flat) == 0:   # most parcels are clear: nothing more to do for them
-        return Detections.empty()
-    cells, column = np.divmod(flat, raw.shape[1])
+        return (np.zeros(0, np.intp), np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                np.zeros(0, np.int64))
+    row, column = np.divmod(flat, cols)
     classes = column - 4
-    conf = sigmoid(raw[cells, 4 + classes].astype(np.float32))
+    conf = sigmoid(rows[row, column].astype(np.float32))
     sure = conf >= thr[classes]
-    cells, classes, conf = cells[sure], classes[sure], conf[sure]
+    if not sure.all():
+        row, classes, conf = row[sure], classes[sure], conf[sure]
     if len(conf) > max_candidates:
         top = np.argpartition(-conf, max_candidates - 1)[:max_candidates]
-        cells, classes, conf = cells[top], classes[top], conf[top]
-    dist = np.maximum(raw[cells, :4], 0) * cell_strides[cells, None]
-    at = centres[cells]
-    boxes = np.concatenate([at - dist[:, :2], at + dist[:, 2:]], axis=1).astype(np.float32)
-    return Detections(boxes, conf, classes)
+        row, classes, conf = row[top], classes[top], conf[top]
+    tile, cell = np.divmod(row, raw.shape[1])
+    anchors, reach = _cell_boxes(tuple(input_size), tuple(strides))
+    boxes = np.maximum(rows[row, :4], 0) * reach[cell]
+    boxes += anchors[cell]
+    return tile, boxes.astype(np.float32, copy=False), conf, classes
+
+
+@cache
+def _cell_boxes(input_size: tuple[int, int], strides: tuple[int, ...]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, float32 [N, 4]: its centre as (x, y, x, y), and its stride signed as
+    (-s, -s, s, s), so that a box is centre + max(ltrb, 0) * signed stride."""
+    centres, cell_strides = grid(input_size, strides)
+    anchors = np.concatenate([centres, centres], axis=1)
+    reach = cell_strides[:, None] * np.array([-1, -1, 1, 1], np.float32)
+    for a in (anchors, reach):
+        a.setflags(write=False)
+    return anchors, reach
 
 
 # --- NMS ----------------------------------------------------------------------------------------
@@ -231,11 +294,11 @@ def _keep_unsuppressed(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     round, so rounds = the longest chain, a handful in practice."""
     keep = np.ones(n, bool)
     for _ in range(MAX_FIXED_POINT_ROUNDS):
-        suppressed = np.zeros(n, bool)
-        suppressed[b[keep[a]]] = True
-        if np.array_equal(~suppressed, keep):
+        kept_next = np.ones(n, bool)
+        kept_next[b[keep[a]]] = False
+        if not (kept_next ^ keep).any():
             break
-        keep = ~suppressed
+        keep = kept_next
     return keep
 
 
