@@ -107,7 +107,7 @@ def simulated_parcel(config, threats: int = 1) -> tuple[np.ndarray, str]:
     return image, f"simulated parcel {placed.id} ({', '.join(placed.scene.labels)})"
 
 
-def bench_stages(model_path, image: np.ndarray, repeats: int = 30) -> dict:
+def bench_stages(model_path, image: np.ndarray, repeats: int = 200) -> dict:
     """Pre-processing, the bare session run and post-processing of one parcel image, each
     timed on the same input in one run (median ms; the first round is warm-up)."""
     from edge.detect.model import Detector, postprocess
