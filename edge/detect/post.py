@@ -74,7 +74,7 @@ def decode(raw: np.ndarray, input_size: tuple[int, int], strides: Sequence[int]
 def select(boxes: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | float,
            max_candidates: int = 30_000) -> Detections:
     """Every (cell, class) whose score reaches its class threshold, best ``max_candidates``."""
-    thr = class_thresholds(thresholds, scores.shape[1])
+    thr = _class_thresholds(thresholds, scores.shape[1])
     cells, classes = np.nonzero(scores >= thr[None, :])
     conf = scores[cells, classes]
     if len(conf) > max_candidates:
@@ -83,7 +83,7 @@ def select(boxes: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | float
     return Detections(boxes[cells], conf, classes)
 
 
-def class_thresholds(thresholds: np.ndarray | float, classes: int) -> np.ndarray:
+def _class_thresholds(thresholds: np.ndarray | float, classes: int) -> np.ndarray:
     """One score threshold, or one per class, as float32 [classes]."""
     thr = np.asarray(thresholds, np.float32)
     if thr.ndim == 0:
@@ -96,12 +96,11 @@ def class_thresholds(thresholds: np.ndarray | float, classes: int) -> np.ndarray
 
 @lru_cache(maxsize=16)
 def _logit_bounds(thresholds: bytes, cells: int) -> np.ndarray:
-    """Bounds for the head rows [cells, 4 + C] (the cells of every tile) from float32 class
-    thresholds (as bytes, to be cached): box columns inf; each class its threshold's logit
-    less a margin far above float32 sigmoid error; at or below 0 every cell passes, at or
-    above 1 only logits the sigmoid rounds up to 1. One row per cell: comparing two whole
-    contiguous arrays is several times faster than broadcasting a row of a dozen values down
-    the head."""
+    """Bounds for one tile's head [cells, 4 + C] from float32 class thresholds (as bytes, to
+    be cached): box columns inf; each class its threshold's logit less a margin far above
+    float32 sigmoid error; at or below 0 every cell passes, at or above 1 only logits the
+    sigmoid rounds up to 1. One row per cell: comparing two whole contiguous arrays is several
+    times faster than broadcasting a row of a dozen values down the head."""
     thr = np.frombuffer(thresholds, np.float32)
     p = np.clip(thr.astype(np.float64), 1e-12, 1 - 1e-12)
     bound = np.where(thr <= 0, -np.inf, np.where(thr >= 1, 15.0,
@@ -150,10 +149,12 @@ def _decode_passing(raw: np.ndarray, input_size, strides, thresholds, max_candid
     """(tile, boxes xyxy float32 in input pixels, scores, classes) of the (tile, cell, class)
     whose score reaches its threshold, of head outputs [B, N, 4 + C] already checked."""
     cols = raw.shape[-1]
-    thr = class_thresholds(thresholds, cols - 4)
+    thr = _class_thresholds(thresholds, cols - 4)
     rows = raw.reshape(-1, cols)
-    # One pass over the whole contiguous head (box columns never pass: their bound is inf).
-    flat = np.flatnonzero(rows >= _logit_bounds(thr.tobytes(), len(rows)))
+    # One pass over the whole contiguous head (box columns never pass: their bound is inf);
+    # one tile's table serves every tile.
+    bounds = _logit_bounds(thr.tobytes(), raw.shape[1])
+    flat = np.flatnonzero(raw[0] >= bounds if len(raw) == 1 else raw >= bounds)
     if len(flat) == 0:   # most parcels are clear: nothing more to do for them
         return (np.zeros(0, np.intp), np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                 np.zeros(0, np.int64))
