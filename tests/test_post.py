@@ -159,7 +159,7 @@ def test_decode_tiles_equals_each_tile_decoded_and_mapped(seed, tiles, thr, scal
     n = len(grid(input_size, strides)[0])
     rng = np.random.default_rng(seed)
     raw = rng.normal(0, 3, (tiles, n, 4 + 3)).astype(np.float32)
-    offsets = np.stack([np.arange(tiles) * 70.0, np.zeros(tiles)], 1).astype(np.float32)
+    offsets = np.stack([np.arange(tiles) * 70.0, rng.uniform(0, 9, tiles)], 1).astype(np.float32)
     thresholds = np.array([thr, 0.5, 0.9], np.float32)
     image_shape = (int(64 / scale), int((96 + 70 * (tiles - 1)) / scale))
     want = Detections.merge([
