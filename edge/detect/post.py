@@ -136,12 +136,8 @@ def decode_tiles(raw: np.ndarray, offsets: np.ndarray, scale: float,
     tile, boxes, conf, classes = _decode_passing(raw, input_size, strides, thresholds,
                                                  max_candidates)
     if len(tile):
-        shift = np.asarray(offsets, np.float32)[:, [0, 1, 0, 1]]
-        boxes += shift[tile]
-        boxes /= np.float32(scale)
-        h, w = image_shape
-        np.maximum(boxes, 0, out=boxes)
-        np.minimum(boxes, np.array([w, h, w, h], np.float32), out=boxes)
+        _to_image(boxes, np.asarray(offsets, np.float32)[tile][:, [0, 1, 0, 1]], scale,
+                  image_shape)
     return Detections(boxes, conf, classes)
 
 
@@ -482,13 +478,18 @@ def _apart_by_class(xyxy: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
 
 def to_parcel(det: Detections, offset_xy, scale: float, parcel_shape) -> Detections:
     """Map boxes from model-input pixels to parcel pixels: ``(xy - offset) / scale``, clipped."""
-    h, w = parcel_shape
-    ox, oy = (float(v) for v in offset_xy)
-    xyxy = det.xyxy - np.array([ox, oy, ox, oy], np.float32)
+    xyxy = det.xyxy.copy()
+    _to_image(xyxy, -np.asarray(offset_xy, np.float32)[[0, 1, 0, 1]], scale, parcel_shape)
+    return Detections(xyxy, det.score, det.class_id)
+
+
+def _to_image(xyxy: np.ndarray, shift: np.ndarray, scale: float, image_shape) -> None:
+    """In place: float32 boxes ``(xyxy + shift) / scale``, clipped to the image."""
+    xyxy += shift
     xyxy /= np.float32(scale)
+    h, w = image_shape
     np.maximum(xyxy, 0, out=xyxy)
     np.minimum(xyxy, np.array([w, h, w, h], np.float32), out=xyxy)
-    return Detections(xyxy, det.score, det.class_id)
 
 
 def box_vote(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, kept: np.ndarray,
