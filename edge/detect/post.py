@@ -64,10 +64,9 @@ def decode(raw: np.ndarray, input_size: tuple[int, int], strides: Sequence[int]
            ) -> tuple[np.ndarray, np.ndarray]:
     """Head output [N, 4 + C] -> boxes xyxy float32 [N, 4] (input pixels), scores [N, C]."""
     raw = np.asarray(raw)
-    centres, cell_strides = grid(tuple(input_size), tuple(strides))
-    _check_head(raw, len(centres), input_size, strides)
-    dist = np.maximum(raw[:, :4], 0) * cell_strides[:, None]
-    boxes = np.concatenate([centres - dist[:, :2], centres + dist[:, 2:]], axis=1)
+    anchors, reach = _cell_boxes(tuple(input_size), tuple(strides))
+    _check_head(raw, len(anchors), input_size, strides)
+    boxes = np.maximum(raw[:, :4], 0) * reach + anchors
     return boxes.astype(np.float32), sigmoid(raw[:, 4:].astype(np.float32))
 
 
