@@ -206,7 +206,7 @@ def cmd_detect(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from edge.detect.calibrate import read_items
-    from edge.detect.evaluate import evaluate_models, notes, parse_mapping, report
+    from edge.detect.evaluate import confusion_report, evaluate_models, notes, parse_mapping, report
     from edge.detect.metrics import json_ready
     from edge.labelsets import LabelsetError, map_labels
 
@@ -220,12 +220,16 @@ def cmd_evaluate(args) -> int:
     if any(d is None for d in detectors):
         return 2
     det = config.detector
+    conf = det.score_threshold if args.conf is None else args.conf
     result = evaluate_models(detectors, items, det.iou_threshold, det.box_voting,
-                             progress=not args.json)
+                             progress=not args.json,
+                             confusion_at=conf if args.confusion else None)
     if args.json:
         print(json.dumps(json_ready(result)))
-    else:
-        print("\n".join([report(result["models"]), *notes(result)]))
+        return 0
+    tables = [confusion_report(path, r["confusion"]) for path, r in result["models"].items()
+              if "confusion" in r]
+    print("\n\n".join(["\n".join([report(result["models"]), *notes(result)]), *tables]))
     return 0
 
 
@@ -319,6 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labelled scans: COCO .json files, VOC or YOLO folders")
     p.add_argument("--map", action="append", default=[], metavar="FROM=TO",
                    help="rename a class of the labels (pistol=gun), or drop it (person=)")
+    p.add_argument("--confusion", action="store_true",
+                   help="also print what each labelled object was seen as (another class, or "
+                        "missed) and the false alarms, at the score threshold --conf")
+    p.add_argument("--conf", type=_unit_interval, default=None, help="score threshold of "
+                   "--confusion (default: detector.score_threshold)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 

@@ -91,3 +91,22 @@ def test_parse_mapping():
     with pytest.raises(LabelsetError, match="FROM=TO"):
         parse_mapping(["=gun"])
     assert parse_mapping([]) == {}
+
+
+def test_confusion_says_what_each_object_was_seen_as(tmp_path, model, capsys):  # noqa: F811
+    labelled = write_set(tmp_path)
+    code, out, _ = run(capsys, model, "--data", labelled, "--confusion", "--json")
+    table = json.loads(out)["models"][str(model)]["confusion"]
+    assert code == 0 and table["labels"] == ["gun", "knife", "nothing"]
+    assert table["score_threshold"] == 0.25 and table["iou"] == 0.5   # the config's defaults
+    # The gun is found; the knife is missed; the planted box is a false alarm on the two
+    # scans without a gun (the scissors label is not the model's and is left out).
+    assert table["counts"] == [[1, 0, 0], [0, 0, 1], [2, 0, 0]]
+    # Above the planted score, nothing is found: every object missed, no false alarm.
+    code, out, _ = run(capsys, model, "--data", labelled, "--confusion", "--conf", "0.999")
+    assert code == 0
+    text = out[out.index("what each labelled object was seen as"):]
+    assert "score >= 0.999" in text
+    rows = {line.split()[0]: [int(v) for v in line.split()[1:]]
+            for line in text.splitlines()[2:]}
+    assert rows == {"gun": [0, 0, 1], "knife": [0, 0, 1], "nothing": [0, 0, 0]}

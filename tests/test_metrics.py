@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from edge.detect.metrics import IOU_THRESHOLDS, Accumulator, box_iou, match_image
+from edge.detect.metrics import IOU_THRESHOLDS, Accumulator, box_iou, confusion, match_image
 from edge.types import Detections
 
 A = [0, 0, 10, 10]
@@ -243,3 +243,39 @@ def test_agrees_with_faster_coco_eval(seed):
     # The set is not trivial: APs spread out, and the false-positive-only class is NaN.
     assert 0.2 < acc.mean_ap_50_95() < acc.mean_ap(0.5) < 0.95
     assert math.isnan(ours_ap50[N_CLASSES])
+
+
+def _dets(boxes, scores, classes) -> Detections:
+    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32),
+                      np.array(classes, np.int64))
+
+
+def test_confusion_credits_each_object_to_its_best_overlapping_detection():
+    truth = _dets([[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60], [70, 0, 80, 10]],
+                  [1, 1, 1, 1], [0, 1, 2, 2])
+    det = _dets([[0, 0, 10, 10],    # class 0 on object 0, outscored by ...
+                 [0, 0, 10, 9],     # ... class 1 on it (IoU 0.9): object 0 seen as class 1
+                 [20, 20, 30, 30],  # object 1 found as itself
+                 [80, 80, 90, 90],  # on no object: a false alarm of class 2
+                 [50, 50, 60, 60],  # object 2, but under the score threshold: missed
+                 [70, 0, 85, 10]],  # object 3 at IoU 10/15 < 0.7: found at 0.5, not at 0.7
+                [0.5, 0.9, 0.8, 0.7, 0.1, 0.6], [0, 1, 1, 2, 2, 2])
+    expected = np.zeros((4, 4), np.int64)
+    expected[0, 1] = expected[1, 1] = expected[3, 2] = 1   # objects 0, 1; the false alarm
+    expected[2, 3] = 1                                     # object 2 missed
+    expected[2, 2] = 1                                     # object 3 found
+    assert confusion(det, truth, 3, 0.25).tolist() == expected.tolist()
+    strict = confusion(det, truth, 3, 0.25, iou_threshold=0.7)
+    assert strict[2].tolist() == [0, 0, 0, 2] and strict[3].tolist() == [0, 0, 2, 0]
+    # Every object lands in its own row once; every unmatched detection in the last row.
+    assert confusion(det, truth, 3, 0.0).sum(axis=1)[:3].tolist() == [1, 1, 2]
+
+
+def test_confusion_of_empty_images_and_bad_class_ids():
+    truth = _dets([[0, 0, 10, 10]], [1], [1])
+    empty = Detections.empty()
+    assert confusion(empty, truth, 2, 0.25).tolist() == [[0, 0, 0], [0, 0, 1], [0, 0, 0]]
+    assert confusion(truth, empty, 2, 0.25).tolist() == [[0, 0, 0], [0, 0, 0], [0, 1, 0]]
+    assert not confusion(empty, empty, 2, 0.25).any()
+    with pytest.raises(ValueError, match="class ids"):
+        confusion(truth, _dets([[0, 0, 1, 1]], [1], [2]), 2, 0.25)

@@ -51,6 +51,7 @@ class ScoredSet:
     classes: tuple[str, ...]
     acc: Accumulator = field(default_factory=Accumulator)
     images: list[tuple[Detections, bool]] = field(default_factory=list)  # (found, has threat)
+    truths: list[Detections] = field(default_factory=list)  # each image's labels, as images
     skipped: list[str] = field(default_factory=list)   # unreadable images, with the reason
     ignored_labels: dict[str, int] = field(default_factory=dict)  # labels the model lacks
 
@@ -90,6 +91,7 @@ def score_set(detector: Detector, items: Iterable[LabelledImage], iou: float = 0
         found = detect_with(detector.raw, detector.info, image, FLOOR, iou, vote)
         scored.acc.add(found, truth)
         scored.images.append((found, bool(known)))
+        scored.truths.append(truth)
     return scored
 
 

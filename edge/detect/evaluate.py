@@ -12,9 +12,14 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge.detect.calibrate import score_set
+import numpy as np
+
+from edge.detect.calibrate import ScoredSet, score_set
+from edge.detect.metrics import confusion
 from edge.detect.model import Detector
 from edge.labelsets import LabelledImage, LabelsetError
+
+NOTHING = "nothing"
 
 
 def parse_mapping(pairs: Sequence[str]) -> dict[str, str | None]:
@@ -29,15 +34,44 @@ def parse_mapping(pairs: Sequence[str]) -> dict[str, str | None]:
 
 
 def evaluate_models(detectors: Sequence[Detector], items: Sequence[LabelledImage],
-                    iou: float = 0.5, vote: bool = False, progress: bool = False) -> dict:
+                    iou: float = 0.5, vote: bool = False, progress: bool = False,
+                    confusion_at: float | None = None) -> dict:
     """Per model (by file): images, mAP50, mAP50:95 and per-class AP50, AP50:95 and object
-    counts; with the skipped images and ignored labels of the set (alike for every model)."""
+    counts; with the skipped images and ignored labels of the set (alike for every model).
+    ``confusion_at``: also what each object was seen as at that score threshold
+    (``metrics.confusion`` summed over the images, under "confusion")."""
     models, skipped, ignored = {}, [], {}
     for detector in detectors:
         scored = score_set(detector, items, iou, vote, progress)
-        models[str(detector.path)] = scored.acc.summary(list(detector.info.classes))
+        summary = scored.acc.summary(list(detector.info.classes))
+        if confusion_at is not None:
+            summary["confusion"] = confusion_table(scored, confusion_at, iou)
+        models[str(detector.path)] = summary
         skipped, ignored = scored.skipped, scored.ignored_labels
     return {"models": models, "skipped": skipped, "ignored_labels": ignored}
+
+
+def confusion_table(scored: ScoredSet, score_threshold: float, iou: float) -> dict:
+    """The confusion counts of a scored set, labelled: rows and columns are the classes, then
+    "nothing" (a missed object in the last column; a false alarm in the last row)."""
+    size = len(scored.classes)
+    counts = sum((confusion(found, truth, size, score_threshold, iou)
+                  for (found, _), truth in zip(scored.images, scored.truths, strict=True)),
+                 start=np.zeros((size + 1, size + 1), np.int64))
+    return {"score_threshold": score_threshold, "iou": iou,
+            "labels": [*scored.classes, NOTHING], "counts": counts.tolist()}
+
+
+def confusion_report(path: str, table: dict) -> str:
+    """One model's confusion table as text: a row per labelled class, a column per class found."""
+    labels = table["labels"]
+    width = max(len(name) for name in labels) + 2
+    lines = [f"{Path(path).name}: what each labelled object was seen as (score >= "
+             f"{table['score_threshold']:g}, IoU >= {table['iou']:g}); last row: false alarms",
+             " " * width + "".join(f"{name:>{width}s}" for name in labels)]
+    for name, row in zip(labels, table["counts"], strict=True):
+        lines.append(f"{name:<{width}s}" + "".join(f"{v:{width}d}" for v in row))
+    return "\n".join(lines)
 
 
 def _cell(value: float) -> str:

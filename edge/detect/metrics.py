@@ -224,6 +224,36 @@ class Accumulator:
         }
 
 
+def confusion(det: Detections, truth: Detections, classes: int, score_threshold: float,
+              iou_threshold: float = 0.5) -> np.ndarray:
+    """What the model called each labelled object of one image: int64 ``[C + 1, C + 1]``.
+
+    Of the detections scoring at least ``score_threshold``, each object is credited to the
+    class of the best-scoring one that overlaps it with IoU >= ``iou_threshold``, whatever its
+    class (row: the object's class; column: the class found), or to the last column when none
+    does (missed). The last row counts detections that overlap no object at all (false alarms).
+    Unlike AP, a detection may answer for several objects: the table asks what each object was
+    seen as, not how many boxes were right."""
+    det = det[det.score >= score_threshold]
+    counts = np.zeros((classes + 1) ** 2, np.int64)
+    for ids in (det.class_id, truth.class_id):
+        if len(ids) and not (0 <= ids.min() and ids.max() < classes):
+            raise ValueError(f"class ids must lie in [0, {classes}), got {ids.min()} to "
+                             f"{ids.max()}")
+    overlap = box_iou(truth.xyxy, det.xyxy) >= iou_threshold                  # [G, D]
+    seen_as = np.full(len(truth), classes, np.int64)
+    found = overlap.any(axis=1)
+    if found.any():
+        # Best score among the overlapping detections; ties go to the earlier detection.
+        best = np.argmax(np.where(overlap[found], det.score[None, :], -np.inf), axis=1)
+        seen_as[found] = det.class_id[best]
+    counts += np.bincount(truth.class_id * (classes + 1) + seen_as,
+                          minlength=counts.size)
+    alone = ~overlap.any(axis=0)
+    counts += np.bincount(classes * (classes + 1) + det.class_id[alone], minlength=counts.size)
+    return counts.reshape(classes + 1, classes + 1)
+
+
 def _threshold_index(iou: float) -> int:
     hit = np.flatnonzero(np.isclose(IOU_THRESHOLDS, iou))
     if len(hit) == 0:
