@@ -127,15 +127,29 @@ def parse(argv):
     p.add_argument("--crop", type=int, default=256,
                    help="training crop side in pixels, at the runtime's scale (smaller crops "
                         "make cheaper steps: 256 takes about 0.6 of the time of 320)")
+    p.add_argument("--early-crop", type=int, default=0, metavar="SIDE",
+                   help="a smaller crop side for the first --early-epochs epochs (cheaper "
+                        "steps while the model learns the basics; the last epochs at --crop "
+                        "fit the batch statistics to the larger view)")
+    p.add_argument("--early-epochs", type=int, default=0)
     p.add_argument("--gamma", type=_gamma, default=None, metavar="LO,HI",
                    help="contrast curves of the augmentation, drawn log-uniformly from gamma "
                         "LO to HI (default: 0.6 to 1.6, uniformly, the shipped recipe)")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
     args = p.parse_args(argv)
-    if args.crop % 64:
-        p.error("--crop must be a multiple of 64 (strides up to 32, and mosaics halve it)")
+    for name, side in (("--crop", args.crop), ("--early-crop", args.early_crop)):
+        if side % 64 or side < 0 or (name == "--crop" and not side):
+            p.error(f"{name} must be a multiple of 64 (strides up to 32, and mosaics halve "
+                    f"it), got {side}")
+    if args.early_epochs < 0 or bool(args.early_epochs) != bool(args.early_crop):
+        p.error("--early-crop and --early-epochs go together (both or neither)")
     return args
+
+
+def crop_at(epoch: int, args) -> int:
+    """The training crop side in this epoch (0-based)."""
+    return args.early_crop if epoch < args.early_epochs else args.crop
 
 
 def real_records(paths: list[Path]) -> list[data.Record]:
@@ -192,17 +206,18 @@ def main(argv=None) -> int:
         opt.load_state_dict(ckpt["opt"])
         start_epoch, step, history = ckpt["epoch"] + 1, ckpt["step"], ckpt["history"]
         print(f"resumed after epoch {start_epoch}, step {step}")
-    centres, strides = cell_grid((args.crop, args.crop), STRIDES, device)
     info = model_info()
     for epoch in range(start_epoch, args.epochs):
         dataset.epoch = epoch
+        dataset.size = crop_at(epoch, args)
+        centres, strides = cell_grid((dataset.size, dataset.size), STRIDES, device)
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=args.batch, shuffle=True, drop_last=True,
             num_workers=args.workers, collate_fn=data.collate, persistent_workers=False,
             generator=torch.Generator().manual_seed(args.seed * 100 + epoch))
         model.train()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", file=sys.stdout,
-                   mininterval=10)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs} ({dataset.size} px)",
+                   file=sys.stdout, mininterval=10)
         for images, boxes, classes, valid in bar:
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, args.lr)
@@ -221,7 +236,8 @@ def main(argv=None) -> int:
             if args.max_steps and step >= args.max_steps:
                 break
         scores = evaluate(torch_raw(ema.model, device), info, val)
-        history.append({"epoch": epoch + 1, "step": step, "val_mAP50": scores["mAP50"],
+        history.append({"epoch": epoch + 1, "step": step, "crop": dataset.size,
+                        "val_mAP50": scores["mAP50"],
                         "minutes": round((time.time() - started) / 60, 1)})
         per_class = ", ".join(f"{k} {v['AP50']:.2f}" for k, v in scores["classes"].items())
         print(f"epoch {epoch + 1}: val mAP50 {scores['mAP50']:.3f} ({per_class})", flush=True)

@@ -217,15 +217,17 @@ def test_training_runs_checkpoints_and_resumes(tmp_path, earlier_head_layout):
     args = ["--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
             "--parcels", "4", "--val-parcels", "2", "--test-parcels", "2", "--batch", "2",
             "--workers", "0", "--threads", "1", "--max-steps", "2", "--blocks", "1,2,1,1"]
-    assert main([*args, "--epochs", "1"]) == 0
+    early = ["--early-crop", "128", "--early-epochs", "1"]
+    assert main([*args, *early, "--epochs", "1"]) == 0
     ckpt = torch.load(tmp_path / "run" / "last.pt")
     assert ckpt["epoch"] == 0 and ckpt["step"] == 2
     from models.export import load_ema
     model, _ = load_ema(tmp_path / "run" / "last.pt")   # rebuilt with the run's own depth
     assert [len(s) - 1 for s in (model.s4, model.s8, model.s16, model.s32)] == [1, 2, 1, 1]
-    assert main([*args, "--epochs", "2", "--resume", "--max-steps", "4"]) == 0
+    assert main([*args, *early, "--epochs", "2", "--resume", "--max-steps", "4"]) == 0
     ckpt = torch.load(tmp_path / "run" / "last.pt")
     assert ckpt["epoch"] == 1 and ckpt["step"] == 4 and len(ckpt["history"]) == 2
+    assert [h["crop"] for h in ckpt["history"]] == [128, 256]   # early epochs on small crops
     summary = json.loads((tmp_path / "run" / "train.json").read_text())
     assert 0 <= summary["history"][-1]["val_mAP50"] <= 1
     # A run saved by the earlier head (one norm for all levels) is refused, not half-loaded.
@@ -267,3 +269,14 @@ def test_gamma_range_is_checked_and_widens_the_contrast_curves():
     shipped, wide = means(None), means((0.35, 2.8))
     assert shipped.min() > 255 * 0.5 ** 1.6 - 3 and shipped.max() < 255 * 0.5 ** 0.6 + 3
     assert wide.min() < 255 * 0.5 ** 2.0 and wide.max() > 255 * 0.5 ** 0.5
+
+
+def test_early_crop_options_are_checked():
+    from models.train import crop_at, parse
+    args = parse(["--early-crop", "192", "--early-epochs", "2", "--crop", "256"])
+    assert [crop_at(e, args) for e in range(4)] == [192, 192, 256, 256]
+    assert [crop_at(e, parse([])) for e in range(2)] == [256, 256]
+    for bad in (["--early-crop", "100", "--early-epochs", "2"], ["--early-crop", "192"],
+                ["--early-epochs", "3"], ["--crop", "0"]):
+        with pytest.raises(SystemExit):
+            parse(bad)
