@@ -50,8 +50,7 @@ class ScoredSet:
 
     classes: tuple[str, ...]
     acc: Accumulator = field(default_factory=Accumulator)
-    images: list[tuple[Detections, bool]] = field(default_factory=list)  # (found, has threat)
-    truths: list[Detections] = field(default_factory=list)  # each image's labels, as images
+    images: list[tuple[Detections, Detections]] = field(default_factory=list)  # (found, truth)
     skipped: list[str] = field(default_factory=list)   # unreadable images, with the reason
     ignored_labels: dict[str, int] = field(default_factory=dict)  # labels the model lacks
 
@@ -61,8 +60,8 @@ class ScoredSet:
 
     def outcome(self, policy: Policy) -> ParcelOutcome:
         result = ParcelOutcome()
-        for n, (found, has_threat) in enumerate(self.images):
-            result.add(has_threat, policy.decide(str(n), found).action is Action.DIVERT)
+        for n, (found, truth) in enumerate(self.images):
+            result.add(len(truth) > 0, policy.decide(str(n), found).action is Action.DIVERT)
         return result
 
 
@@ -90,8 +89,7 @@ def score_set(detector: Detector, items: Iterable[LabelledImage], iou: float = 0
                            np.array([index[item.labels[i]] for i in known], np.int64))
         found = detect_with(detector.raw, detector.info, image, FLOOR, iou, vote)
         scored.acc.add(found, truth)
-        scored.images.append((found, bool(known)))
-        scored.truths.append(truth)
+        scored.images.append((found, truth))
     return scored
 
 

@@ -56,7 +56,7 @@ def confusion_table(scored: ScoredSet, score_threshold: float, iou: float) -> di
     "nothing" (a missed object in the last column; a false alarm in the last row)."""
     size = len(scored.classes)
     counts = sum((confusion(found, truth, size, score_threshold, iou)
-                  for (found, _), truth in zip(scored.images, scored.truths, strict=True)),
+                  for found, truth in scored.images),
                  start=np.zeros((size + 1, size + 1), np.int64))
     return {"score_threshold": score_threshold, "iou": iou,
             "labels": [*scored.classes, NOTHING], "counts": counts.tolist()}
