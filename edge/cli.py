@@ -220,10 +220,11 @@ def cmd_evaluate(args) -> int:
     if any(d is None for d in detectors):
         return 2
     det = config.detector
-    conf = det.score_threshold if args.conf is None else args.conf
+    confusion_at = None
+    if args.confusion or args.conf is not None:
+        confusion_at = det.score_threshold if args.conf is None else args.conf
     result = evaluate_models(detectors, items, det.iou_threshold, det.box_voting,
-                             progress=not args.json,
-                             confusion_at=conf if args.confusion else None)
+                             progress=not args.json, confusion_at=confusion_at)
     if args.json:
         print(json.dumps(json_ready(result)))
         return 0
@@ -327,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also print what each labelled object was seen as (another class, or "
                         "missed) and the false alarms, at the score threshold --conf")
     p.add_argument("--conf", type=_unit_interval, default=None, help="score threshold of "
-                   "--confusion (default: detector.score_threshold)")
+                   "the confusion table (default: detector.score_threshold); implies "
+                   "--confusion")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 

@@ -103,7 +103,7 @@ def test_confusion_says_what_each_object_was_seen_as(tmp_path, model, capsys):  
     # scans without a gun (the scissors label is not the model's and is left out).
     assert table["counts"] == [[1, 0, 0], [0, 0, 1], [2, 0, 0]]
     # Above the planted score, nothing is found: every object missed, no false alarm.
-    code, out, _ = run(capsys, model, "--data", labelled, "--confusion", "--conf", "0.999")
+    code, out, _ = run(capsys, model, "--data", labelled, "--conf", "0.999")  # implies it
     assert code == 0
     text = out[out.index("what each labelled object was seen as"):]
     assert "score >= 0.999" in text
