@@ -137,6 +137,7 @@ def test_stage_benchmark_times_each_stage_on_one_input(tmp_path):
     figures = bench_stages(path, np.full((96, 400, 3), 255, np.uint8), repeats=2)
     assert figures["tiles"] >= 2
     assert figures["pre_ms"] > 0 and figures["session_run_ms"] > 0 and figures["post_ms"] > 0
+    assert figures["pre_warm_ms"] > 0 and figures["post_warm_ms"] > 0
     # The head plants one box in every tile, at the same place in each: tiles far apart.
     assert figures["candidates"] == figures["tiles"] == figures["kept"]
 

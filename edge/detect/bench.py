@@ -109,7 +109,8 @@ def simulated_parcel(config, threats: int = 1) -> tuple[np.ndarray, str]:
 
 def bench_stages(model_path, image: np.ndarray, repeats: int = 200) -> dict:
     """Pre-processing, the bare session run and post-processing of one parcel image, each
-    timed on the same input in one run (median ms; the first round is warm-up)."""
+    timed on the same input in one run (median ms; the first round is warm-up), as the live
+    loop calls them: in turn. Then pre and post alone, call after call (``*_warm_ms``)."""
     from edge.detect.model import Detector, postprocess
     from edge.detect.post import decode_select
     from edge.detect.pre import prepare
@@ -136,13 +137,18 @@ def bench_stages(model_path, image: np.ndarray, repeats: int = 200) -> dict:
             fn()
             times[name].append(time.perf_counter() - start)
     pre_ms, run_ms, post_ms = (float(np.median(times[k][1:])) * 1e3 for k in stages)
+    # The same two stages called over and over with no run between: what they cost with warm
+    # caches. The gap to the figures above is what running the model (or anything else for a
+    # few milliseconds) leaves cold, not work the stages do.
+    warm = {name: _median_ms(stages[name], (), repeats) for name in ("pre", "post")}
     candidates = sum(len(decode_select(tile, info.input_size, info.strides, np.float32(conf)))
                      for tile in raw)
     return {"model": str(model_path), "image": list(image.shape), "tiles": len(batch.offsets),
             "candidates": candidates, "kept": len(post()),
             "pre_ms": round(pre_ms, 3), "session_run_ms": round(run_ms, 3),
             "post_ms": round(post_ms, 3),
-            "pre_post_share_of_run": round((pre_ms + post_ms) / run_ms, 4)}
+            "pre_post_share_of_run": round((pre_ms + post_ms) / run_ms, 4),
+            "pre_warm_ms": round(warm["pre"], 3), "post_warm_ms": round(warm["post"], 3)}
 
 
 def bench_models(paths, batches=(1, 2), repeats: int = 20, threads: int = 2,
