@@ -138,8 +138,8 @@ def parse(argv):
     p.add_argument("--resume", action="store_true")
     p.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
     args = p.parse_args(argv)
-    for name, side in (("--crop", args.crop), ("--early-crop", args.early_crop)):
-        if side % 64 or side < 0 or (name == "--crop" and not side):
+    for name, side, least in (("--crop", args.crop, 64), ("--early-crop", args.early_crop, 0)):
+        if side % 64 or side < least:
             p.error(f"{name} must be a multiple of 64 (strides up to 32, and mosaics halve "
                     f"it), got {side}")
     if args.early_epochs < 0 or bool(args.early_epochs) != bool(args.early_crop):

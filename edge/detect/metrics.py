@@ -235,7 +235,6 @@ def confusion(det: Detections, truth: Detections, classes: int, score_threshold:
     Unlike AP, a detection may answer for several objects: the table asks what each object was
     seen as, not how many boxes were right."""
     det = det[det.score >= score_threshold]
-    counts = np.zeros((classes + 1) ** 2, np.int64)
     for ids in (det.class_id, truth.class_id):
         if len(ids) and not (0 <= ids.min() and ids.max() < classes):
             raise ValueError(f"class ids must lie in [0, {classes}), got {ids.min()} to "
@@ -247,11 +246,10 @@ def confusion(det: Detections, truth: Detections, classes: int, score_threshold:
         # Best score among the overlapping detections; ties go to the earlier detection.
         best = np.argmax(np.where(overlap[found], det.score[None, :], -np.inf), axis=1)
         seen_as[found] = det.class_id[best]
-    counts += np.bincount(truth.class_id * (classes + 1) + seen_as,
-                          minlength=counts.size)
     alone = ~overlap.any(axis=0)
-    counts += np.bincount(classes * (classes + 1) + det.class_id[alone], minlength=counts.size)
-    return counts.reshape(classes + 1, classes + 1)
+    cells = np.concatenate([truth.class_id * (classes + 1) + seen_as,
+                            classes * (classes + 1) + det.class_id[alone]])
+    return np.bincount(cells, minlength=(classes + 1) ** 2).reshape(classes + 1, classes + 1)
 
 
 def _threshold_index(iou: float) -> int:
