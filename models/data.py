@@ -178,13 +178,15 @@ class TrainSet(torch.utils.data.Dataset):
     """Training samples: every image decoded once and held at HELD_HEIGHT (data loader
     processes share it by fork), then cut, zoomed, turned and repainted per epoch.
 
-    Objects keep the scale the runtime sees (parcel height to ``INPUT``) whatever ``size``
-    the crops are: a smaller crop is a cheaper step, not a different scale."""
+    Objects keep the scale the runtime sees (parcel height to ``input_side``, the model's
+    input) whatever ``size`` the crops are: a smaller crop is a cheaper step, not a different
+    scale."""
 
     def __init__(self, records: list[Record], seed: int, size: int = INPUT,
                  progress: bool = False, mosaic: float = 0.0,
-                 gamma: tuple[float, float] | None = None):
+                 gamma: tuple[float, float] | None = None, input_side: int = INPUT):
         self.records, self.seed, self.size, self.epoch = records, seed, size, 0
+        self.input_side = input_side
         self.mosaic, self.gamma = mosaic, gamma
         self.images, self.shrink = [], []
         items = records
@@ -216,7 +218,7 @@ class TrainSet(torch.utils.data.Dataset):
         r, img, f = self.records[i], self.images[i], self.shrink[i]
         # The runtime scales the original height to the input; the held copy, being the same
         # image, maps its own height to the input too.
-        base = INPUT / img.shape[0]
+        base = self.input_side / img.shape[0]
         img, boxes, classes = crop(img, r.boxes * f, r.classes, rng, size, zoom, base=base,
                                    focus=FOCUS)
         img, boxes = flip_rotate(img, boxes, rng)

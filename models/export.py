@@ -39,6 +39,12 @@ OPSET = 17
 CALIBRATION_TILES = 256
 
 
+def input_side(ckpt: dict) -> int:
+    """The input side the checkpoint was trained for (checkpoints from before ``--input``
+    were all trained at the default)."""
+    return int(ckpt.get("args", {}).get("input", data.INPUT))
+
+
 def load_ema(checkpoint: Path) -> tuple[ParcelNet, dict]:
     ckpt = torch.load(checkpoint, map_location="cpu")
     args = ckpt["args"]
@@ -151,8 +157,8 @@ def main(argv=None) -> int:
     p.add_argument("--calibration", type=Path, default=Path("data/sim/val"),
                    help="folder of simulated shards (calibration/int8.md)")
     args = p.parse_args(argv)
-    size = data.INPUT
     model, ckpt = load_ema(args.checkpoint)
+    size = input_side(ckpt)
     work = Path("runs") / args.name
     ship = Path("models") / args.name
     work.mkdir(parents=True, exist_ok=True)

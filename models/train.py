@@ -124,6 +124,9 @@ def parse(argv):
     p.add_argument("--mosaic", type=float, default=0.5,
                    help="share of samples made of four half-size crops (more objects per "
                         "step: class learning is starved of objects on two cores)")
+    p.add_argument("--input", type=int, default=data.INPUT, metavar="SIDE",
+                   help="the model's input side: the runtime scales each parcel's height to it "
+                        "(the training crops keep that scale; export carries it)")
     p.add_argument("--crop", type=int, default=256,
                    help="training crop side in pixels, at the runtime's scale (smaller crops "
                         "make cheaper steps: 256 takes about 0.6 of the time of 320)")
@@ -138,6 +141,9 @@ def parse(argv):
     p.add_argument("--resume", action="store_true")
     p.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
     args = p.parse_args(argv)
+    if args.input % 32 or args.input < 64:
+        p.error(f"--input must be a multiple of 32 (the largest stride), 64 or more, got "
+                f"{args.input}")
     for name, side, least in (("--crop", args.crop, 64), ("--early-crop", args.early_crop, 0)):
         if side % 64 or side < least:
             p.error(f"{name} must be a multiple of 64 (strides up to 32, and mosaics halve "
@@ -188,7 +194,7 @@ def main(argv=None) -> int:
     ema = Ema(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
     dataset = data.TrainSet(train, args.seed, size=args.crop, progress=True,
-                            mosaic=args.mosaic, gamma=args.gamma)
+                            mosaic=args.mosaic, gamma=args.gamma, input_side=args.input)
     per_epoch = len(dataset) // args.batch
     total = per_epoch * args.epochs
     args.out.mkdir(parents=True, exist_ok=True)
@@ -206,7 +212,7 @@ def main(argv=None) -> int:
         opt.load_state_dict(ckpt["opt"])
         start_epoch, step, history = ckpt["epoch"] + 1, ckpt["step"], ckpt["history"]
         print(f"resumed after epoch {start_epoch}, step {step}")
-    info = model_info()
+    info = model_info(args.input)
     for epoch in range(start_epoch, args.epochs):
         dataset.epoch = epoch
         dataset.size = crop_at(epoch, args)

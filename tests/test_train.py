@@ -117,6 +117,11 @@ def test_smaller_training_crops_keep_the_runtime_scale(tmp_path):
     np.testing.assert_allclose(sizes[256], sizes[data.INPUT], rtol=0.03)
     zoomed = np.array(sizes[256]) / np.array(sorted([64.0, 42.7]))
     assert 0.5 <= zoomed.min() and zoomed.max() <= 1.9
+    # A model with a smaller input sees every object smaller by the same factor.
+    image, boxes, _ = data.TrainSet(records, seed=3, size=256, input_side=256)[0]
+    assert image.shape == (3, 256, 256)
+    sides = sorted((boxes[:, 2:] - boxes[:, :2]).numpy().ravel())
+    np.testing.assert_allclose(sides, np.array(sizes[256]) * 256 / data.INPUT, rtol=0.03)
 
 
 def fake_checkpoint(model=None):
@@ -216,13 +221,15 @@ def test_training_runs_checkpoints_and_resumes(tmp_path, earlier_head_layout):
     from models.train import main
     args = ["--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
             "--parcels", "4", "--val-parcels", "2", "--test-parcels", "2", "--batch", "2",
-            "--workers", "0", "--threads", "1", "--max-steps", "2", "--blocks", "1,2,1,1"]
+            "--workers", "0", "--threads", "1", "--max-steps", "2", "--blocks", "1,2,1,1",
+            "--input", "256"]
     early = ["--early-crop", "128", "--early-epochs", "1"]
     assert main([*args, *early, "--epochs", "1"]) == 0
     ckpt = torch.load(tmp_path / "run" / "last.pt")
     assert ckpt["epoch"] == 0 and ckpt["step"] == 2
-    from models.export import load_ema
-    model, _ = load_ema(tmp_path / "run" / "last.pt")   # rebuilt with the run's own depth
+    from models.export import input_side, load_ema
+    model, ckpt = load_ema(tmp_path / "run" / "last.pt")   # rebuilt with the run's own depth
+    assert input_side(ckpt) == 256   # the export builds its graph for the run's input
     assert [len(s) - 1 for s in (model.s4, model.s8, model.s16, model.s32)] == [1, 2, 1, 1]
     assert main([*args, *early, "--epochs", "2", "--resume", "--max-steps", "4"]) == 0
     ckpt = torch.load(tmp_path / "run" / "last.pt")
@@ -271,12 +278,15 @@ def test_gamma_range_is_checked_and_widens_the_contrast_curves():
     assert wide.min() < 255 * 0.5 ** 2.0 and wide.max() > 255 * 0.5 ** 0.5
 
 
-def test_early_crop_options_are_checked():
+def test_crop_and_input_options_are_checked():
     from models.train import crop_at, parse
     args = parse(["--early-crop", "192", "--early-epochs", "2", "--crop", "256"])
     assert [crop_at(e, args) for e in range(4)] == [192, 192, 256, 256]
     assert [crop_at(e, parse([])) for e in range(2)] == [256, 256]
+    assert parse(["--input", "288"]).input == 288 and parse([]).input == data.INPUT
+    from models.export import input_side
+    assert input_side(fake_checkpoint()) == data.INPUT   # runs from before --input
     for bad in (["--early-crop", "100", "--early-epochs", "2"], ["--early-crop", "192"],
-                ["--early-epochs", "3"], ["--crop", "0"]):
+                ["--early-epochs", "3"], ["--crop", "0"], ["--input", "300"], ["--input", "32"]):
         with pytest.raises(SystemExit):
             parse(bad)
