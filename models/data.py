@@ -25,7 +25,8 @@ from edge.scanner.phantoms import THREAT_CLASSES
 INPUT = 320
 PAD = 255
 MIN_VISIBLE = 0.6   # share of a box that must stay in a crop for it to remain a target
-HELD_HEIGHT = 400   # images are held in memory at this height: decoded once, cropped fast
+HELD_OVER_INPUT = 1.25   # images are held in memory at this many times the input side:
+                         # decoded once, cropped fast, and only the largest zooms upsample
 FOCUS = 0.7         # share of crops placed around a threat (a random crop often misses it)
 # Scanner set-ups the shards cycle through: (pixel pitch mm, pixels across the tunnel).
 SETUPS = ((1.0, 768), (1.5, 512), (0.8, 960), (1.0, 768))
@@ -175,8 +176,9 @@ def flip_rotate(img, boxes, rng):
 
 
 class TrainSet(torch.utils.data.Dataset):
-    """Training samples: every image decoded once and held at HELD_HEIGHT (data loader
-    processes share it by fork), then cut, zoomed, turned and repainted per epoch.
+    """Training samples: every image decoded once and held at HELD_OVER_INPUT times the input
+    side in height (data loader processes share it by fork), then cut, zoomed, turned and
+    repainted per epoch.
 
     Objects keep the scale the runtime sees (parcel height to ``input_side``, the model's
     input) whatever ``size`` the crops are: a smaller crop is a cheaper step, not a different
@@ -189,13 +191,14 @@ class TrainSet(torch.utils.data.Dataset):
         self.input_side = input_side
         self.mosaic, self.gamma = mosaic, gamma
         self.images, self.shrink = [], []
+        held = round(HELD_OVER_INPUT * input_side)
         items = records
         if progress:
             from tqdm import tqdm
             items = tqdm(records, desc="decode", mininterval=10)
         for r in items:
             img = read_bgr(r.path)
-            f = min(1.0, HELD_HEIGHT / img.shape[0])
+            f = min(1.0, held / img.shape[0])
             if f < 1:
                 img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
             self.images.append(img)
