@@ -33,16 +33,10 @@ from edge.detect.pre import prepare
 from edge.scanner.phantoms import THREAT_CLASSES
 from models import data
 from models.net import BLOCKS, STRIDES, ParcelNet, upgrade_state
-from models.train import MEAN, STD
+from models.train import MEAN, STD, input_side
 
 OPSET = 17
 CALIBRATION_TILES = 256
-
-
-def input_side(ckpt: dict) -> int:
-    """The input side the checkpoint was trained for (checkpoints from before ``--input``
-    were all trained at the default)."""
-    return int(ckpt.get("args", {}).get("input", data.INPUT))
 
 
 def load_ema(checkpoint: Path) -> tuple[ParcelNet, dict]:

@@ -37,6 +37,12 @@ def model_info(size: int = data.INPUT) -> ModelInfo:
     return ModelInfo(THREAT_CLASSES, (size, size), STRIDES, MEAN, STD, "bgr")
 
 
+def input_side(ckpt: dict) -> int:
+    """The input side a checkpoint was trained for (runs from before ``--input`` all used
+    the default)."""
+    return int(ckpt.get("args", {}).get("input", data.INPUT))
+
+
 class Ema:
     """Exponential moving average of the weights, warmed up so early steps count."""
 
@@ -206,6 +212,9 @@ def main(argv=None) -> int:
             raise SystemExit(f"{ckpt_path} was saved by the earlier head (one batch norm for all "
                              "levels): it exports (models.export) but cannot be resumed; "
                              "train into a new --out")
+        if input_side(ckpt) != args.input:
+            raise SystemExit(f"{ckpt_path} was trained for a {input_side(ckpt)} px input, not "
+                             f"{args.input}: resume with --input {input_side(ckpt)}")
         model.load_state_dict(ckpt["model"])
         ema.model.load_state_dict(ckpt["ema"])
         ema.updates = ckpt["ema_updates"]

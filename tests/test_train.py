@@ -227,7 +227,8 @@ def test_training_runs_checkpoints_and_resumes(tmp_path, earlier_head_layout):
     assert main([*args, *early, "--epochs", "1"]) == 0
     ckpt = torch.load(tmp_path / "run" / "last.pt")
     assert ckpt["epoch"] == 0 and ckpt["step"] == 2
-    from models.export import input_side, load_ema
+    from models.export import load_ema
+    from models.train import input_side
     model, ckpt = load_ema(tmp_path / "run" / "last.pt")   # rebuilt with the run's own depth
     assert input_side(ckpt) == 256   # the export builds its graph for the run's input
     assert [len(s) - 1 for s in (model.s4, model.s8, model.s16, model.s32)] == [1, 2, 1, 1]
@@ -237,6 +238,8 @@ def test_training_runs_checkpoints_and_resumes(tmp_path, earlier_head_layout):
     assert [h["crop"] for h in ckpt["history"]] == [128, 256]   # early epochs on small crops
     summary = json.loads((tmp_path / "run" / "train.json").read_text())
     assert 0 <= summary["history"][-1]["val_mAP50"] <= 1
+    with pytest.raises(SystemExit, match="256 px input"):   # not resumed at another scale
+        main([*args, "--input", "320", "--epochs", "3", "--resume"])
     # A run saved by the earlier head (one norm for all levels) is refused, not half-loaded.
     for part in ("model", "ema"):
         ckpt[part] = earlier_head_layout(ckpt[part])
@@ -284,7 +287,7 @@ def test_crop_and_input_options_are_checked():
     assert [crop_at(e, args) for e in range(4)] == [192, 192, 256, 256]
     assert [crop_at(e, parse([])) for e in range(2)] == [256, 256]
     assert parse(["--input", "288"]).input == 288 and parse([]).input == data.INPUT
-    from models.export import input_side
+    from models.train import input_side
     assert input_side(fake_checkpoint()) == data.INPUT   # runs from before --input
     for bad in (["--early-crop", "100", "--early-epochs", "2"], ["--early-crop", "192"],
                 ["--early-epochs", "3"], ["--crop", "0"], ["--input", "300"], ["--input", "32"]):
