@@ -135,8 +135,8 @@ def decode_tiles(raw: np.ndarray, offsets: np.ndarray, scale: float,
     tile, boxes, conf, classes = _decode_passing(raw, input_size, strides, thresholds,
                                                  max_candidates)
     if len(tile):
-        _to_image(boxes, np.asarray(offsets, np.float32)[tile][:, [0, 1, 0, 1]], scale,
-                  image_shape)
+        shift = np.asarray(offsets, np.float32)[:, [0, 1, 0, 1]]   # per tile, then per box
+        _to_image(boxes, shift[tile], scale, image_shape)
     return Detections(boxes, conf, classes)
 
 
@@ -444,7 +444,7 @@ def _pairs_dense(ranked: np.ndarray, iou_threshold: float,
 def _overlap(boxes: np.ndarray, a: np.ndarray, b: np.ndarray, iou_threshold: float
              ) -> np.ndarray:
     """Bool per pair (a[k], b[k]) of ``boxes``: IoU above the threshold."""
-    x1, y1, x2, y2 = (np.ascontiguousarray(boxes[:, k]) for k in range(4))
+    x1, y1, x2, y2 = boxes.T   # a few boxes: gathers from column views cost no copies
     iw = np.minimum(x2[a], x2[b]) - np.maximum(x1[a], x1[b])
     ih = np.minimum(y2[a], y2[b]) - np.maximum(y1[a], y1[b])
     inter = np.maximum(iw, 0) * np.maximum(ih, 0)

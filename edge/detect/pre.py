@@ -76,15 +76,16 @@ def prepare(image: np.ndarray, input_size: tuple[int, int], mean, std,
         scaled_w = max(int(round(w * scale)), 1)
     scaled_h = max(int(round(h * scale)), 1)
     resized = shrink(bgr, scaled_w, scaled_h)[:in_h]
-    starts = tile_starts(max(scaled_w, in_w), in_w)
-    offsets = np.stack([starts, np.zeros_like(starts)], axis=1).astype(np.float32)
+    starts = tile_starts(max(scaled_w, in_w), in_w).tolist()   # a few ints: no small arrays
+    offsets = np.zeros((len(starts), 2), np.float32)
+    offsets[:, 0] = starts
     planes = cv2.split(resized)   # contiguous B, G, R planes
     if channel_order == "rgb":
         planes = planes[::-1]
     tensor = np.empty((len(starts), 3, in_h, in_w), np.uint8)
     rows = resized.shape[0]
     for k, x in enumerate(starts):   # a few tiles; each channel copied as a plane
-        cols = min(in_w, scaled_w - int(x))
+        cols = min(in_w, scaled_w - x)
         for c, plane in enumerate(planes):
             tensor[k, c, :rows, :cols] = plane[:, x:x + cols]
         # Only what the image leaves uncovered is padded: each byte is written once.
