@@ -80,13 +80,17 @@ class Detections:
             self.xyxy = self.xyxy.reshape(0, 4)
         self.score = np.asarray(self.score, dtype=np.float32)
         self.class_id = np.asarray(self.class_id, dtype=np.int64)
-        _check(self.xyxy.ndim == 2 and self.xyxy.shape[1] == 4,
-               f"xyxy must be a 2D array with shape (N, 4), but got shape {self.xyxy.shape}")
+        # Messages are formatted only on failure: boxes are built several times per parcel.
+        if self.xyxy.ndim != 2 or self.xyxy.shape[1] != 4:
+            raise ValueError(f"xyxy must be a 2D array with shape (N, 4), but got shape "
+                             f"{self.xyxy.shape}")
         n = self.xyxy.shape[0]
-        _check(self.score.shape == (n,),
-               f"score must have shape ({n},) to match xyxy, but got {self.score.shape}")
-        _check(self.class_id.shape == (n,),
-               f"class_id must have shape ({n},) to match xyxy, but got {self.class_id.shape}")
+        if self.score.shape != (n,):
+            raise ValueError(f"score must have shape ({n},) to match xyxy, but got "
+                             f"{self.score.shape}")
+        if self.class_id.shape != (n,):
+            raise ValueError(f"class_id must have shape ({n},) to match xyxy, but got "
+                             f"{self.class_id.shape}")
 
     @classmethod
     def empty(cls) -> Detections:

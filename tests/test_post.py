@@ -309,3 +309,14 @@ def test_ranking_handles_signed_zeros_negative_and_extreme_scores():
         got = batched_nms(big_xyxy, big_scores, classes, 0.5).tolist()
         assert got == sorted(range(len(big_scores)), key=lambda i: (-float(big_scores[i]), i))
     assert batched_nms(xyxy, scores, np.zeros(n, np.int64), 0.5).tolist() == want
+
+
+@pytest.mark.parametrize("xyxy, score, class_id, message", [
+    (np.zeros((2, 3)), np.zeros(2), np.zeros(2), r"xyxy must be a 2D array with shape \(N, 4\)"),
+    (np.zeros(4), np.zeros(1), np.zeros(1), r"xyxy must be a 2D array"),
+    (np.zeros((2, 4)), np.zeros(3), np.zeros(2), r"score must have shape \(2,\).*\(3,\)"),
+    (np.zeros((2, 4)), np.zeros(2), np.zeros((2, 1)), r"class_id must have shape \(2,\)"),
+])
+def test_detections_name_the_array_of_the_wrong_shape(xyxy, score, class_id, message):
+    with pytest.raises(ValueError, match=message):
+        Detections(xyxy, score, class_id)
