@@ -444,7 +444,7 @@ def _pairs_dense(ranked: np.ndarray, iou_threshold: float,
 def _overlap(boxes: np.ndarray, a: np.ndarray, b: np.ndarray, iou_threshold: float
              ) -> np.ndarray:
     """Bool per pair (a[k], b[k]) of ``boxes``: IoU above the threshold."""
-    x1, y1, x2, y2 = boxes.T   # a few boxes: gathers from column views cost no copies
+    x1, y1, x2, y2 = boxes.T   # column views: the gathers below need no copies first
     iw = np.minimum(x2[a], x2[b]) - np.maximum(x1[a], x1[b])
     ih = np.minimum(y2[a], y2[b]) - np.maximum(y1[a], y1[b])
     inter = np.maximum(iw, 0) * np.maximum(ih, 0)
