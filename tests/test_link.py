@@ -150,3 +150,25 @@ def test_port_vanishes_and_comes_back_without_losing_queued_commands(tmp_path):
             second.close()
     finally:
         link.stop()
+
+
+def test_a_write_on_a_port_closed_under_it_reconnects_instead_of_raising():
+    # pyserial's close() drops the descriptor before it marks the port closed: a write from
+    # the sender thread in between raises TypeError, which must not end that thread.
+    peer = Peer()
+    link = PlcLink(peer.path).start()
+    try:
+        assert wait_for(lambda: peer.heartbeats > 0)
+        port = link._port
+        fd, port.fd = port.fd, None   # the instant inside close(), held still
+        try:
+            link._write(frames.heartbeat(0, 1).encode())
+            assert wait_for(lambda: link.stats.reconnects >= 1 and link._port is not port)
+        finally:
+            os.close(fd)
+        heard = peer.heartbeats
+        link.divert("EDG000000001", encoder=10)
+        assert wait_for(lambda: link.unacked == 0 and peer.heartbeats > heard)
+    finally:
+        link.stop()
+        peer.close()

@@ -112,7 +112,9 @@ class PlcLink:
         port = self._port
         try:
             port.write(data)
-        except (serial.SerialException, OSError):
+        except (serial.SerialException, OSError, TypeError):
+            # TypeError: the reader closed this port mid-write (pyserial drops the descriptor
+            # before it marks the port closed); left uncaught it would end the sender thread.
             self._reconnect(port)
 
     def _reconnect(self, broken: serial.SerialBase) -> None:
