@@ -16,9 +16,11 @@ from enum import StrEnum
 import numpy as np
 
 
-def _check(condition: bool, message: str) -> None:
+def _check(condition: bool, message: str, *values) -> None:
+    """Raise ValueError(message.format(*values)) unless ``condition``. The message is formatted
+    only when it is raised: these types are built for every scan block and box set."""
     if not condition:
-        raise ValueError(message)
+        raise ValueError(message.format(*values))
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,13 @@ class LineBlock:
     encoder: np.ndarray
 
     def __post_init__(self) -> None:
-        _check(self.hi.ndim == 2, f"hi must be 2D [rows, n_pixels], got shape {self.hi.shape}")
-        _check(self.hi.shape == self.lo.shape,
-               f"hi and lo must have one shape, got {self.hi.shape} and {self.lo.shape}")
+        _check(self.hi.ndim == 2, "hi must be 2D [rows, n_pixels], got shape {}", self.hi.shape)
+        _check(self.hi.shape == self.lo.shape, "hi and lo must have one shape, got {} and {}",
+               self.hi.shape, self.lo.shape)
         rows = self.hi.shape[0]
-        _check(self.t.shape == (rows,), f"t must have shape ({rows},), got {self.t.shape}")
-        _check(self.encoder.shape == (rows,),
-               f"encoder must have shape ({rows},), got {self.encoder.shape}")
+        _check(self.t.shape == (rows,), "t must have shape ({},), got {}", rows, self.t.shape)
+        _check(self.encoder.shape == (rows,), "encoder must have shape ({},), got {}", rows,
+               self.encoder.shape)
 
     def __len__(self) -> int:
         return self.hi.shape[0]
@@ -80,17 +82,13 @@ class Detections:
             self.xyxy = self.xyxy.reshape(0, 4)
         self.score = np.asarray(self.score, dtype=np.float32)
         self.class_id = np.asarray(self.class_id, dtype=np.int64)
-        # Messages are formatted only on failure: boxes are built several times per parcel.
-        if self.xyxy.ndim != 2 or self.xyxy.shape[1] != 4:
-            raise ValueError(f"xyxy must be a 2D array with shape (N, 4), but got shape "
-                             f"{self.xyxy.shape}")
+        _check(self.xyxy.ndim == 2 and self.xyxy.shape[1] == 4,
+               "xyxy must be a 2D array with shape (N, 4), but got shape {}", self.xyxy.shape)
         n = self.xyxy.shape[0]
-        if self.score.shape != (n,):
-            raise ValueError(f"score must have shape ({n},) to match xyxy, but got "
-                             f"{self.score.shape}")
-        if self.class_id.shape != (n,):
-            raise ValueError(f"class_id must have shape ({n},) to match xyxy, but got "
-                             f"{self.class_id.shape}")
+        _check(self.score.shape == (n,), "score must have shape ({},) to match xyxy, but got {}",
+               n, self.score.shape)
+        _check(self.class_id.shape == (n,),
+               "class_id must have shape ({},) to match xyxy, but got {}", n, self.class_id.shape)
 
     @classmethod
     def empty(cls) -> Detections:
@@ -134,11 +132,11 @@ class Parcel:
 
     def __post_init__(self) -> None:
         _check(self.hi.ndim == 2 and self.hi.shape == self.lo.shape,
-               f"hi and lo must be 2D of one shape, got {self.hi.shape} and {self.lo.shape}")
+               "hi and lo must be 2D of one shape, got {} and {}", self.hi.shape, self.lo.shape)
         width = self.hi.shape[1]
         _check(self.encoder.shape == (width,) and self.t.shape == (width,),
-               f"encoder and t must have shape ({width},), got {self.encoder.shape}, "
-               f"{self.t.shape}")
+               "encoder and t must have shape ({},), got {}, {}", width, self.encoder.shape,
+               self.t.shape)
 
     @property
     def encoder_range(self) -> tuple[int, int]:

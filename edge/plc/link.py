@@ -18,6 +18,11 @@ import serial
 from edge.plc import frames
 from edge.plc.frames import Divert, Frame, Kind
 
+# What a port that is gone raises: pyserial's own errors, the OS's, and TypeError when the
+# other thread closes the port mid-call (pyserial drops the descriptor before it marks the
+# port closed). Either thread reopens it on any of them; left uncaught they end that thread.
+PORT_GONE = (serial.SerialException, OSError, TypeError)
+
 
 @dataclass
 class Pending:
@@ -112,9 +117,7 @@ class PlcLink:
         port = self._port
         try:
             port.write(data)
-        except (serial.SerialException, OSError, TypeError):
-            # TypeError: the reader closed this port mid-write (pyserial drops the descriptor
-            # before it marks the port closed); left uncaught it would end the sender thread.
+        except PORT_GONE:
             self._reconnect(port)
 
     def _reconnect(self, broken: serial.SerialBase) -> None:
@@ -138,7 +141,7 @@ class PlcLink:
             port = self._port
             try:
                 data = port.read(256)
-            except (serial.SerialException, OSError, TypeError):
+            except PORT_GONE:
                 self._reconnect(port)
                 continue
             for frame in self._decoder.feed(data):
