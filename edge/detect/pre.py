@@ -68,6 +68,47 @@ def prepare(image: np.ndarray, input_size: tuple[int, int], mean, std,
     bgr = as_bgr8(image)
     h, w = bgr.shape[:2]
     in_h, in_w = input_size
+    layout = _layout(h, w, in_h, in_w, max_tiles)
+    resized = shrink(bgr, layout.width, layout.height)[:in_h]
+    rows = resized.shape[0]
+    planes = resized.transpose(2, 0, 1)   # a view: channel, row, column
+    if channel_order == "rgb":
+        planes = planes[::-1]
+    tensor = np.empty((len(layout.starts), 3, in_h, in_w), np.uint8)
+    for k, x in enumerate(layout.starts):   # a few tiles; one strided copy each
+        cols = min(in_w, layout.width - x)
+        tensor[k, :, :rows, :cols] = planes[:, :, x:x + cols]
+        # Only what the image leaves uncovered is padded: each byte is written once.
+        if rows < in_h:
+            tensor[k, :, rows:] = PAD_VALUE
+        if cols < in_w:
+            tensor[k, :, :rows, cols:] = PAD_VALUE
+    if not pixels:
+        # One table look-up per plane: uint8 -> normalised float32.
+        tables = _normalise_tables(tuple(mean), tuple(std))
+        normalised = np.empty(tensor.shape, np.float32)
+        for k in range(len(layout.starts)):
+            for c in range(3):
+                normalised[k, c] = cv2.LUT(tensor[k, c], tables[c])
+        tensor = normalised
+    return Batch(tensor, layout.offsets, layout.scale, (h, w))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where an image of a given size goes in the model input: its scale, its scaled size,
+    and the x start of each tile (``offsets`` as float32 [B, 2], read-only)."""
+
+    scale: float
+    width: int
+    height: int
+    starts: tuple[int, ...]
+    offsets: np.ndarray
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(h: int, w: int, in_h: int, in_w: int, max_tiles: int) -> _Layout:
+    # A scanner's parcels share their height and come in a few lengths: worked out once each.
     # Height fills the input; long images tile along x, short ones letterbox.
     scale = min(in_h / h, in_w / w) if w * in_h <= h * in_w * 1.25 else in_h / h
     scaled_w = max(int(round(w * scale)), 1)
@@ -75,31 +116,11 @@ def prepare(image: np.ndarray, input_size: tuple[int, int], mean, std,
         scale = in_w * max_tiles * (1 - MIN_OVERLAP) / w  # very long: shrink to max_tiles
         scaled_w = max(int(round(w * scale)), 1)
     scaled_h = max(int(round(h * scale)), 1)
-    resized = shrink(bgr, scaled_w, scaled_h)[:in_h]
-    starts = tile_starts(max(scaled_w, in_w), in_w).tolist()   # a few ints: no small arrays
+    starts = tuple(tile_starts(max(scaled_w, in_w), in_w).tolist())
     offsets = np.zeros((len(starts), 2), np.float32)
     offsets[:, 0] = starts
-    planes = cv2.split(resized)   # contiguous B, G, R planes
-    if channel_order == "rgb":
-        planes = planes[::-1]
-    tensor = np.empty((len(starts), 3, in_h, in_w), np.uint8)
-    rows = resized.shape[0]
-    for k, x in enumerate(starts):   # a few tiles; each channel copied as a plane
-        cols = min(in_w, scaled_w - x)
-        for c, plane in enumerate(planes):
-            tensor[k, c, :rows, :cols] = plane[:, x:x + cols]
-        # Only what the image leaves uncovered is padded: each byte is written once.
-        tensor[k, :, rows:] = PAD_VALUE
-        tensor[k, :, :rows, cols:] = PAD_VALUE
-    if not pixels:
-        # One table look-up per plane: uint8 -> normalised float32.
-        tables = _normalise_tables(tuple(mean), tuple(std))
-        normalised = np.empty(tensor.shape, np.float32)
-        for k in range(len(starts)):
-            for c in range(3):
-                normalised[k, c] = cv2.LUT(tensor[k, c], tables[c])
-        tensor = normalised
-    return Batch(tensor, offsets, float(scale), (h, w))
+    offsets.setflags(write=False)
+    return _Layout(float(scale), scaled_w, scaled_h, starts, offsets)
 
 
 @functools.lru_cache(maxsize=8)
