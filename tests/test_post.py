@@ -311,6 +311,20 @@ def test_ranking_handles_signed_zeros_negative_and_extreme_scores():
     assert batched_nms(xyxy, scores, np.zeros(n, np.int64), 0.5).tolist() == want
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(129, 700).flatmap(lambda n: arrays(
+    np.float32, n, elements=st.sampled_from([0.0, -0.0, 0.25, 0.5, -0.5, 1.0, 1e-45, -1e-45,
+                                             3e38, -3e38, 0.123456, 0.1234561]))))
+def test_rounds_rank_by_descending_score_then_index(scores):
+    # Boxes far apart: nothing is suppressed, so the kept list is the ranking itself, here
+    # on more boxes than the every-pair path takes (the 16-bit radix passes).
+    n = len(scores)
+    x = np.arange(n, dtype=np.float32) * 10
+    xyxy = np.stack([x, np.zeros(n), x + 5, np.full(n, 5.0)], 1).astype(np.float32)
+    got = batched_nms(xyxy, scores, np.zeros(n, np.int64), 0.5).tolist()
+    assert got == sorted(range(n), key=lambda i: (-float(scores[i]), i))
+
+
 @pytest.mark.parametrize("xyxy, score, class_id, message", [
     (np.zeros((2, 3)), np.zeros(2), np.zeros(2), r"xyxy must be a 2D array with shape \(N, 4\)"),
     (np.zeros(4), np.zeros(1), np.zeros(1), r"xyxy must be a 2D array"),
