@@ -232,6 +232,38 @@ def test_batched_nms_matches_reference_across_chunks(case, chunk, dense_round):
     assert kept.tolist() == reference_batched_nms(xyxy, scores, classes, thr)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 60), st.sampled_from([0.3, 0.5, 0.7]))
+def test_rounds_find_overlaps_on_the_edge_of_their_float32_window(seed, n, thr):
+    # The rounds' x index sorts and searches float32 keys of the class-shifted x1, whose steps
+    # are 8 to 16 times coarser there than near x = 1000. Each box gets a lower-scored partner
+    # of its height, nested at its right edge and a float32 step or two wider than the
+    # threshold allows: IoU just above it, and x1 just inside the search window, its key tied
+    # with the window's end.
+    import edge.detect.post as post
+
+    rng = np.random.default_rng(seed)
+    f32 = np.float32
+    step = np.spacing(f32(1000))
+    x1 = f32(1000) + rng.integers(0, 30, n).astype(f32) * f32(0.1)
+    y1 = rng.integers(0, 4, n).astype(f32) * 3
+    w = rng.choice(np.array([1, 2, 3, 4], f32), n)
+    h = rng.choice(np.array([3, 5], f32), n)
+    x2 = x1 + w
+    partner_w = f32(thr) * w + rng.integers(1, 3, n).astype(f32) * step
+    xyxy = np.concatenate([np.stack([x1, y1, x2, y1 + h], 1),
+                           np.stack([x2 - partner_w, y1, x2, y1 + h], 1)]).astype(f32)
+    scores = np.concatenate([rng.choice([0.6, 0.8], n), rng.choice([0.2, 0.4], n)]).astype(f32)
+    classes = np.tile(rng.integers(0, 8, n), 2)
+    saved = post.CHUNK, post.DENSE_MAX
+    post.CHUNK, post.DENSE_MAX = 3, 0
+    try:
+        kept = batched_nms(xyxy, scores, classes, thr)
+    finally:
+        post.CHUNK, post.DENSE_MAX = saved
+    assert kept.tolist() == reference_batched_nms(xyxy, scores, classes, thr)
+
+
 def test_nms_benchmark_reports_peers_on_the_same_sets():
     from edge.detect.bench import bench_nms
 

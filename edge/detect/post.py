@@ -343,7 +343,12 @@ class _XSorted:
 
     def __init__(self, boxes: np.ndarray, ids: np.ndarray):
         self.ids = ids
-        self.order = np.argsort(boxes[:, 0])
+        # Sorted by x1 rounded to float32 (two radix passes instead of a comparison sort);
+        # windows are searched in those keys, widened to whole runs of equal keys, and every
+        # pair is then tested on the exact float64 values.
+        x1 = boxes[:, 0].astype(np.float32)
+        self.order = _radix_order(x1)
+        self.keys = x1[self.order]
         self.sorted_ids = ids[self.order]
         self.x1, self.y1, self.x2, self.y2 = (np.ascontiguousarray(boxes[self.order, k])
                                               for k in range(4))
@@ -364,8 +369,10 @@ class _XSorted:
         # (a hair wider than w / t, so that rounding never drops a box on the bound)
         reach = np.minimum(width * (1.0 + 1e-6) / iou_threshold + 1e-6, self.widest) \
             if iou_threshold > 0 else self.widest
-        lo = np.searchsorted(self.x1, bx1 + margin - reach, side="left")
-        hi = np.searchsorted(self.x1, bx2 - margin, side="left")
+        # Rounding to float32 keeps order (a < b gives f(a) <= f(b)), so every x1 inside the
+        # window has its key between the rounded bounds, equal keys included.
+        lo = np.searchsorted(self.keys, (bx1 + margin - reach).astype(np.float32), side="left")
+        hi = np.searchsorted(self.keys, (bx2 - margin).astype(np.float32), side="right")
         counts = np.maximum(hi - lo, 0)
         total = int(counts.sum())
         if total == 0:
@@ -417,8 +424,12 @@ def _rank(scores: np.ndarray) -> np.ndarray:
     index) at 5,000 scores, three times at 20,000."""
     if len(scores) <= DENSE_MAX:   # few: one stable sort costs less than building the keys
         return np.argsort(np.negative(scores), kind="stable")   # -0.0 ties +0.0 here
-    negated = np.negative(scores, dtype=np.float32) + np.float32(0.0)   # -0.0 -> +0.0
-    bits = negated.view(np.int32)
+    return _radix_order(np.negative(scores, dtype=np.float32))
+
+
+def _radix_order(values: np.ndarray) -> np.ndarray:
+    """Stable ascending order of float32 ``values`` (-0 and +0 alike)."""
+    bits = (values + np.float32(0.0)).view(np.int32)   # -0.0 + 0.0 is +0.0
     # Negative floats: flip the magnitude bits, so that larger magnitudes sort first; then
     # flip the sign bit, so that negatives sort below positives as unsigned integers.
     key = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).view(np.uint32) ^ np.uint32(0x80000000)
