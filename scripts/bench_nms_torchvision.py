@@ -6,9 +6,9 @@ Offline only (needs torch and torchvision installed; the runtime never imports t
 
 torchvision must be the build made for the installed torch: a torchvision wheel built for a
 CUDA torch, beside the CPU-only torch of the training extras, fails with "operator
-torchvision::nms does not exist". A separate virtual environment holding a matching pair
-(plus numpy and opencv-python-headless, with this repository on
-PYTHONPATH) runs it on the CPU either way.
+torchvision::nms does not exist". A separate virtual environment holding a matching pair,
+numpy and opencv-python-headless runs it on the CPU either way, with this repository on
+PYTHONPATH.
 """
 
 from __future__ import annotations
