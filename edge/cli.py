@@ -136,8 +136,17 @@ def cmd_bench(args) -> int:
     print("  ".join(f"{c:>18}" for c in columns))
     for row in rows:
         print("  ".join(f"{row[c]!s:>18}" for c in columns))
+    print("(torchvision as a third peer: python scripts/bench_nms_torchvision.py; the runtime "
+          "never imports torch)")
     if "stages" in result:
-        print("per parcel:", json.dumps(result["stages"]))
+        s = result["stages"]
+        print(f"per parcel: {s['parcel']}, {s['image'][0]} x {s['image'][1]} px, "
+              f"{s['tiles']} tile(s), {s['candidates']} candidates, {s['kept']} kept")
+        print(f"  in turn, as the live loop runs them: pre {s['pre_ms']} ms, session run "
+              f"{s['session_run_ms']} ms, post {s['post_ms']} ms; pre + post "
+              f"{100 * s['pre_post_share_of_run']:.1f} % of the run")
+        print(f"  call after call (warm caches): pre {s['pre_warm_ms']} ms, "
+              f"post {s['post_warm_ms']} ms")
     return 0
 
 
