@@ -106,9 +106,10 @@ class _Layout:
     offsets: np.ndarray
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=1024)
 def _layout(h: int, w: int, in_h: int, in_w: int, max_tiles: int) -> _Layout:
-    # A scanner's parcels share their height and come in a few lengths: worked out once each.
+    # One scanner's parcels share their height, and their lengths (in lines) repeat: a few
+    # hundred sizes, each worked out once.
     # Height fills the input; long images tile along x, short ones letterbox.
     scale = min(in_h / h, in_w / w) if w * in_h <= h * in_w * 1.25 else in_h / h
     scaled_w = max(int(round(w * scale)), 1)
