@@ -1,5 +1,7 @@
 """The NumPy post-processing core against plain, slow reference implementations."""
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -19,6 +21,21 @@ from edge.detect.post import (
     to_parcel,
 )
 from edge.types import Detections
+
+
+@contextmanager
+def tuned(**constants):
+    """Set ``edge.detect.post``'s tuning constants for one block (paths forced on small sets)."""
+    import edge.detect.post as post
+
+    saved = {name: getattr(post, name) for name in constants}
+    for name, value in constants.items():
+        setattr(post, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(post, name, value)
 
 
 def reference_iou(a, b) -> float:
@@ -220,15 +237,9 @@ def test_select_applies_per_class_thresholds_and_maps_to_parcel():
 def test_batched_nms_matches_reference_across_chunks(case, chunk, dense_round):
     # Rounds forced on small sets, with chunks of a few boxes: every chunk boundary case (kept
     # set meets new chunk) is common; rounds settle their chunk by a sweep or by every pair.
-    import edge.detect.post as post
-
     xyxy, scores, classes, thr = case
-    saved = post.CHUNK, post.DENSE_MAX, post.DENSE_ROUND
-    post.CHUNK, post.DENSE_MAX, post.DENSE_ROUND = chunk, 0, dense_round
-    try:
+    with tuned(CHUNK=chunk, DENSE_MAX=0, DENSE_ROUND=dense_round):
         kept = batched_nms(xyxy, scores, classes, thr)
-    finally:
-        post.CHUNK, post.DENSE_MAX, post.DENSE_ROUND = saved
     assert kept.tolist() == reference_batched_nms(xyxy, scores, classes, thr)
 
 
@@ -240,8 +251,6 @@ def test_rounds_find_overlaps_on_the_edge_of_their_float32_window(seed, n, thr):
     # of its height, nested at its right edge and a float32 step or two wider than the
     # threshold allows: IoU just above it, and x1 just inside the search window, its key tied
     # with the window's end.
-    import edge.detect.post as post
-
     rng = np.random.default_rng(seed)
     f32 = np.float32
     step = np.spacing(f32(1000))
@@ -255,12 +264,8 @@ def test_rounds_find_overlaps_on_the_edge_of_their_float32_window(seed, n, thr):
                            np.stack([x2 - partner_w, y1, x2, y1 + h], 1)]).astype(f32)
     scores = np.concatenate([rng.choice([0.6, 0.8], n), rng.choice([0.2, 0.4], n)]).astype(f32)
     classes = np.tile(rng.integers(0, 8, n), 2)
-    saved = post.CHUNK, post.DENSE_MAX
-    post.CHUNK, post.DENSE_MAX = 3, 0
-    try:
+    with tuned(CHUNK=3, DENSE_MAX=0):
         kept = batched_nms(xyxy, scores, classes, thr)
-    finally:
-        post.CHUNK, post.DENSE_MAX = saved
     assert kept.tolist() == reference_batched_nms(xyxy, scores, classes, thr)
 
 
@@ -290,16 +295,11 @@ def reference_vote(xyxy, scores, classes, kept, thr):
 @given(box_sets(), st.sampled_from([0, 8192]))
 def test_box_vote_matches_reference(case, dense_pairs):
     # Both ways of finding each kept box's neighbours: every pair, or the x-sorted index.
-    import edge.detect.post as post
-
     xyxy, scores, classes, thr = case
     scores = np.maximum(scores, 0.1)
     kept = batched_nms(xyxy, scores, classes, thr)
-    saved, post.DENSE_VOTE_PAIRS = post.DENSE_VOTE_PAIRS, dense_pairs
-    try:
+    with tuned(DENSE_VOTE_PAIRS=dense_pairs):
         got = box_vote(xyxy, scores, classes, kept, thr)
-    finally:
-        post.DENSE_VOTE_PAIRS = saved
     np.testing.assert_allclose(got, reference_vote(xyxy, scores, classes, kept, thr),
                                atol=1e-3)
 

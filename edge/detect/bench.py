@@ -79,10 +79,11 @@ def bench_nms(iou: float = 0.5, seed: int = 0, repeats: int = 9,
             same = {name: set(np.asarray(fn(*args)).tolist()) == ours
                     for name, fn in peers.items() if name != "edge"}
             times: dict[str, list[float]] = {name: [] for name in peers}
-            rounds, block = (3, max(1, repeats // 3)) if n <= 5_000 else (2, 1)
+            small = n <= 5_000   # calls of milliseconds: warm up each block, time several
+            rounds, block = (3, max(1, repeats // 3)) if small else (2, 1)
             for _ in range(rounds):
                 for name, fn in peers.items():
-                    if n <= 5_000:
+                    if small:
                         fn(*args)
                     for _ in range(block):
                         start = time.perf_counter()
