@@ -24,6 +24,20 @@ FLATFIELD_FILE = "flatfield.npz"
 MAX_READING = 3  # photos queued for the label reader at most
 
 
+def encoder_break(last: int | None, encoder: np.ndarray, counts_per_line: float) -> str:
+    """Why ``encoder`` (int64 ``[rows]``, one block) cannot follow ``last`` (the previous
+    block's last count), or "" when it can: every line must move the belt forward by about
+    ``counts_per_line`` (a quarter of it, plus two counts of rounding, either way)."""
+    steps = np.diff(encoder if last is None else np.concatenate([[last], encoder]))
+    if not steps.size:
+        return ""
+    worst = int(np.abs(steps - counts_per_line).argmax())
+    if abs(steps[worst] - counts_per_line) <= 0.25 * counts_per_line + 2:
+        return ""
+    return (f"encoder moved {int(steps[worst])} counts in one line, expected about "
+            f"{counts_per_line:g}")
+
+
 def open_scanner(config: EdgeConfig) -> SimScanner:
     return SimScanner(config.scanner)
 
@@ -111,8 +125,12 @@ class PhotoMatcher:
         return None, None
 
 
-def to_parcel(seg: Segment, seq: int, scanner: SimScanner, matcher: PhotoMatcher) -> Parcel:
+def to_parcel(seg: Segment, seq: int, scanner: SimScanner, matcher: PhotoMatcher,
+              reread: Callable[[str | None], str | None] = lambda label: label) -> Parcel:
+    """The parcel of ``seg``, named by its photo's label as ``reread`` returns it (the fault
+    injector's hook), else by its sequence number."""
     photo, label = matcher.match(int(seg.encoder[0]), int(seg.encoder[-1]))
+    label = reread(label)
     truths = scanner.truth(seg.start_line, seg.hi.shape[1])
     boxes = [t.boxes for t in truths]
     labels = [lab for t in truths for lab in t.labels]

@@ -22,6 +22,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from edge.faults import FaultsConfig
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -227,9 +229,13 @@ class PlcConfig(Section):
     baudrate: int = Field(115_200, ge=1200, le=4_000_000)
     modbus: ModbusMap = Field(default_factory=ModbusMap, description="Register map for "
                               "type modbus (docs/modbus.md).")
-    ack_timeout_s: float = Field(0.05, gt=0, le=5)
-    max_attempts: int = Field(5, ge=1, le=50)
-    heartbeat_s: float = Field(0.1, gt=0, le=5)
+    ack_timeout_s: float = Field(0.05, gt=0, le=5, description="A command unacknowledged "
+                                 "this long is sent again, s.")
+    max_attempts: int = Field(20, ge=1, le=200, description="Sends of one command at most; "
+                              "it also expires when its parcel reaches the diverter.")
+    heartbeat_s: float = Field(0.1, gt=0, le=5, description="Heartbeat period, s.")
+    silent_s: float = Field(0.5, gt=0, le=60, description="A PLC silent this long (no valid "
+                            "frame) is an alarm: the host fails closed and reopens the port.")
     diverter_distance_mm: float = Field(
         3000.0, gt=0, description="Belt travel from the scan line to the diverter, mm; with the "
         "belt speed it sets every parcel's divert deadline.")
@@ -247,6 +253,11 @@ class PipelineConfig(Section):
     queue: int = Field(8, ge=1, le=256, description="Parcels waiting for the detector; a parcel "
                        "that finds the queue full is diverted uninspected, never dropped.")
     workers: int = Field(1, ge=1, le=8, description="Detector threads.")
+    failsafe_hold_s: float = Field(1.0, gt=0, le=600, description="After the last fault the "
+                                   "host stays fail-closed this long (the PLC diverts every "
+                                   "parcel), s.")
+    stall_s: float = Field(1.0, gt=0, le=60, description="No line block from the scanner "
+                           "for this long is an alarm (scanner stall), s.")
 
 
 class EdgeConfig(BaseSettings):
@@ -263,6 +274,8 @@ class EdgeConfig(BaseSettings):
     decision: DecisionConfig = Field(default_factory=DecisionConfig)
     plc: PlcConfig = Field(default_factory=PlcConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    faults: FaultsConfig = Field(default_factory=FaultsConfig, description="Faults to "
+                                 "inject, for drills and soak tests (all off by default).")
     calibration_dir: Path = Field(Path("calibration"), description="Scanner calibration tables.")
 
     @classmethod

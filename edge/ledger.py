@@ -23,7 +23,9 @@ class Entry:
     divert_encoder: int             # encoder count when the leading edge reaches the diverter
     verdict: Verdict | None = None
     settled_at: float | None = None
-    sent_at: float | None = None    # divert frame first written to the line
+    sent_at: float | None = None    # command frame first written to the line
+    lane: int | None = None         # the command sent: 0 release, 1.. divert; None: none
+    outcome: str | None = None      # how the command ended (``edge.plc.link.Outcome``)
     seq: int = 0
     parcel_id: str = ""
     last_line_t: float = 0.0
@@ -46,7 +48,7 @@ class Ledger:
     # The watcher looks every 5 ms and the link reports every frame: both look only at the
     # few parcels in flight, never at the whole history of a long run.
     _open: dict[int, Entry] = field(default_factory=dict)
-    _unsent: dict[str, Entry] = field(default_factory=dict)   # diverts awaiting their frame
+    _unsent: dict[int, Entry] = field(default_factory=dict)   # commands awaiting their frame
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def open(self, parcel: Parcel, deadline: float, divert_encoder: int) -> Entry:
@@ -64,8 +66,6 @@ class Ledger:
             if entry is None:
                 return None
             entry.verdict, entry.settled_at = verdict, now
-            if verdict.action != Action.CLEAR:
-                self._unsent[entry.parcel_id] = entry
             return entry
 
     def is_open(self, seq: int) -> bool:
@@ -80,11 +80,24 @@ class Ledger:
         with self._lock:
             return list(self._open.values())
 
-    def mark_sent(self, parcel_id: str, now: float) -> None:
+    def commanded(self, entry: Entry, lane: int) -> None:
+        """``entry``'s command (lane 0 release, else divert) is queued on the PLC link."""
         with self._lock:
-            entry = self._unsent.pop(parcel_id, None)
+            entry.lane = lane
+            self._unsent[entry.seq] = entry
+
+    def mark_sent(self, seq: int, now: float) -> None:
+        with self._lock:
+            entry = self._unsent.pop(seq, None)
             if entry is not None:
                 entry.sent_at = now
+
+    def command_done(self, seq: int, outcome: str) -> None:
+        with self._lock:
+            self._unsent.pop(seq, None)
+            entry = self.entries.get(seq)
+            if entry is not None:
+                entry.outcome = outcome
 
     def snapshot(self) -> list[Entry]:
         with self._lock:

@@ -8,16 +8,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.plc.frames import (
+    MAX_LABEL,
+    MAX_PAYLOAD,
     STX,
+    Command,
     Decoder,
-    Divert,
+    DivertAll,
     Frame,
+    Heartbeat,
+    HostState,
     Kind,
     NakReason,
+    Status,
     ack,
     crc16,
     heartbeat,
     nak,
+    status,
+    wire_label,
 )
 
 
@@ -41,22 +49,70 @@ def test_crc_check_value_and_reference():
 
 
 def test_frame_layout_as_bytes():
-    frame = heartbeat(5, 1).encode()
-    body = bytes([4, 5, Kind.HEARTBEAT, 0, 0, 0, 1])
+    frame = heartbeat(5, 1, epoch=0x01020304, state=HostState.FAIL_CLOSED).encode()
+    body = bytes([9, 5, Kind.HEARTBEAT, 0, 0, 0, 1, 1, 2, 3, 4, 1])
     assert frame == bytes([STX]) + body + struct.pack(">H", crc16_bitwise(body))
     assert ack(9, 5).encode()[:5] == bytes([0x02, 0x01, 0x09, 0x02, 0x05])
     assert nak(1, 7, NakReason.TOO_LATE).encode()[4:6] == bytes([7, 2])
+    assert status(3, DivertAll.WATCHDOG, 258, 7).encode()[4:14] == \
+        bytes([1, 1, 0, 0, 1, 2, 0, 0, 0, 7])
 
 
-def test_divert_payload_round_trip_and_errors():
-    divert = Divert("EDG000000042", encoder=123_456_789, lane=2)
-    payload = divert.pack()
+def test_command_payload_layout_and_round_trip():
+    command = Command(key=42, encoder=123_456_789, lane=2, epoch=0xDEADBEEF, label="EDG042")
+    payload = command.pack()
     assert payload[:8] == (123_456_789).to_bytes(8, "big") and payload[8] == 2
-    assert Divert.unpack(payload) == divert
-    with pytest.raises(ValueError, match="parcel id"):
-        Divert("", 1).pack()
+    assert payload[9:13] == bytes.fromhex("deadbeef") and payload[13:17] == bytes([0, 0, 0, 42])
+    assert payload[17] == 6 and payload[18:] == b"EDG042"
+    assert Command.unpack(payload) == command
+    assert Command(1, 0, lane=0).releases and not Command(1, 0, lane=1).releases
+
+
+@pytest.mark.parametrize(("label", "on_wire"), [
+    ("", b""),                                           # an unread label: the key names it
+    ("EDG000000042", b"EDG000000042"),
+    ("É" + "1" * 33, "É".encode() + b"1" * 33),          # non-ASCII, two bytes
+    ("9" * 34, b"9" * 34),                               # an IMpb tracking number fits
+    ("9" * 60, b"9" * MAX_LABEL),                        # longer: cut, the host keeps it all
+    ("1" * 39 + "É", b"1" * 39),                         # never cut inside a character
+    ("\udcff" + "A", b"?A"),                             # a lone surrogate from a misread
+])
+def test_any_label_is_carried_or_cut_never_refused(label, on_wire):
+    assert wire_label(label) == on_wire
+    frame = Frame(1, Kind.COMMAND, Command(7, 100, 1, 3, label).pack())
+    assert len(frame.payload) <= MAX_PAYLOAD
+    (decoded,) = Decoder().feed(frame.encode())
+    assert Command.unpack(decoded.payload).label == on_wire.decode()
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    ({"key": -1, "encoder": 0}, "key"),
+    ({"key": 2**32, "encoder": 0}, "key"),
+    ({"key": 1, "encoder": 0, "lane": 256}, "lane"),
+    ({"key": 1, "encoder": 0, "epoch": -1}, "epoch"),
+    ({"key": 1, "encoder": 2**63}, "encoder"),
+])
+def test_command_fields_out_of_range_are_named(args, match):
+    with pytest.raises(ValueError, match=match):
+        Command(**args)
+
+
+@pytest.mark.parametrize("payload", [
+    b"\x00\x01",                                # too short
+    bytes(17) + b"\x05EDG",                     # label length says 5, 3 follow
+    bytes(17) + bytes([MAX_LABEL + 1]) + b"1" * (MAX_LABEL + 1),   # label too long
+])
+def test_malformed_command_payloads_refused(payload):
     with pytest.raises(ValueError, match="malformed"):
-        Divert.unpack(payload[:-1])
+        Command.unpack(payload)
+
+
+def test_heartbeat_and_status_payloads_round_trip():
+    beat = Frame(0, Kind.HEARTBEAT, heartbeat(0, 9, 77, HostState.FAIL_CLOSED).payload)
+    assert Heartbeat.unpack(beat.payload) == Heartbeat(9, 77, HostState.FAIL_CLOSED)
+    assert Status.unpack(status(1, DivertAll.HOST_FAIL_CLOSED, 5, 77).payload) == \
+        Status(True, DivertAll.HOST_FAIL_CLOSED, 5, 77)
+    assert Status.unpack(status(1, DivertAll.NO, 5, 77).payload).divert_all is False
     with pytest.raises(ValueError, match="seq"):
         Frame(256, Kind.ACK).encode()
 

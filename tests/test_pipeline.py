@@ -159,8 +159,8 @@ def test_the_port_vanishing_and_returning_loses_no_command(tmp_path):
     # Put a cable we can pull between the hub and its simulated PLC (the link the hub built
     # has not started yet: it is simply replaced).
     bridge = Bridge(hub.plc.path, str(tmp_path / "ttyEDGE"))
-    hub.link = PlcLink(str(tmp_path / "ttyEDGE"), heartbeat_s=cfg.plc.heartbeat_s,
-                       on_sent=lambda divert, t: hub.ledger.mark_sent(divert.parcel_id, t))
+    hub.links.clear()
+    hub.attach(PlcLink(str(tmp_path / "ttyEDGE"), heartbeat_s=cfg.plc.heartbeat_s))
 
     def pull_the_cable():
         time.sleep(1.5)

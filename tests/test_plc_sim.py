@@ -10,8 +10,8 @@ import pytest
 import serial
 
 from edge.plc import frames
-from edge.plc.frames import Frame, Kind, NakReason
-from edge.plc.link import PlcLink
+from edge.plc.frames import RELEASE, DivertAll, Frame, Kind, NakReason
+from edge.plc.link import Outcome, PlcLink
 from edge.plc.sim import SimPlc
 
 SPEED_MM_S = 2000.0  # a fast belt keeps the tests short
@@ -41,9 +41,10 @@ def wait_until(condition, timeout=2.0):
     return condition()
 
 
-def new_link(sim):
+def new_link(sim, **kwargs):
     # Many attempts: on a loaded machine a command must never be given up on in these tests.
-    return PlcLink(sim.path, ack_timeout_s=0.05, max_attempts=20, heartbeat_s=0.05).start()
+    args = {"ack_timeout_s": 0.05, "max_attempts": 40, "heartbeat_s": 0.05} | kwargs
+    return PlcLink(sim.path, **args).start()
 
 
 @contextlib.contextmanager
@@ -65,94 +66,110 @@ def ids(n, prefix="EDG"):
     return [f"{prefix}{k:09d}" for k in range(n)]
 
 
-def test_commanded_parcels_diverted_others_pass():
+def command_all(belt, sim, link, parcels, lane=RELEASE, spacing_mm=60):
+    """One command for every parcel, ``spacing_mm`` apart; wait until each reached the
+    diverter; returns the outcomes."""
+    for n, parcel_id in enumerate(parcels):
+        edge = belt.ahead(1200 + spacing_mm * n)
+        sim.expect(parcel_id, edge)
+        link.send(n + 1, edge, lane, parcel_id)
+    assert wait_until(lambda: link.unacked == 0)
+    assert wait_until(lambda: len(sim.outcomes()) == len(parcels))
+    return sim.outcomes()
+
+
+def test_only_released_parcels_pass():
     with plc_and_host() as (belt, sim, link):
         parcels = ids(6)
-        commanded = parcels[::2]
+        lanes = {parcels[0]: RELEASE, parcels[1]: 1, parcels[2]: RELEASE, parcels[3]: 2,
+                 parcels[4]: RELEASE}   # parcels[5]: no command at all
         for n, parcel_id in enumerate(parcels):
             edge = belt.ahead(400 + 100 * n)
             sim.expect(parcel_id, edge)
-            if parcel_id in commanded:
-                link.divert(parcel_id, edge)
+            if parcel_id in lanes:
+                link.send(n + 1, edge, lanes[parcel_id], parcel_id)
         assert wait_until(lambda: len(sim.outcomes()) == len(parcels))
-        assert sim.outcomes() == {p: "diverted" if p in commanded else "passed" for p in parcels}
-        assert sorted(sim.stats.applied) == commanded
+        assert sim.outcomes() == {p: "passed" if lanes.get(p) == RELEASE else "diverted"
+                                  for p in parcels}
+        assert sorted(key for _, key in sim.stats.applied) == [1, 2, 3, 4, 5]
         assert sim.stats.misfires == sim.stats.too_late == sim.stats.unexpected == 0
         assert link.unacked == 0 and link.stats.nak == 0 and link.stats.lost == []
         assert sim.stats.heartbeats_received > 0 and sim.stats.watchdog_trips == 0
 
 
-def divert_all(belt, sim, link, parcels):
-    """Command a divert for every parcel, 60 mm apart; wait until each reached the diverter
-    and check it was diverted."""
-    for n, parcel_id in enumerate(parcels):
-        edge = belt.ahead(500 + 60 * n)
-        sim.expect(parcel_id, edge)
-        link.divert(parcel_id, edge)
-    assert wait_until(lambda: link.unacked == 0)
-    assert wait_until(lambda: len(sim.outcomes()) == len(parcels))
-    assert set(sim.outcomes().values()) == {"diverted"}
-    return parcels
+@pytest.mark.parametrize("sim_args", [
+    {"drop_acks": 0.5, "seed": 1},    # lost ACKs: resends, applied once
+    {"ack_delay_s": 0.03},            # a slow PLC, close to the ACK timeout
+    {"nak_busy": 0.5, "seed": 2},     # a busy PLC: resent until taken
+], ids=["lost-acks", "slow", "busy"])
+def test_every_command_applied_exactly_once(sim_args):
+    with plc_and_host(**sim_args) as (belt, sim, link):
+        parcels = ids(8)
+        assert set(command_all(belt, sim, link, parcels).values()) == {"passed"}
+        assert sorted(key for _, key in sim.stats.applied) == list(range(1, 9))  # each once
+        assert link.stats.lost == [] and link.stats.outcomes == {Outcome.ACKED: 8}
+        if "drop_acks" in sim_args:
+            assert sim.stats.acks_dropped > 0 and sim.stats.duplicates > 0
+            # Every resend reached the PLC as a duplicate, and nothing else did.
+            assert wait_until(lambda: sim.stats.duplicates == link.stats.resent)
+        if "nak_busy" in sim_args:
+            assert sim.stats.busy > 0 and link.stats.resent >= sim.stats.busy
 
 
-def test_lost_acks_resent_and_applied_exactly_once():
-    with plc_and_host(drop_acks=0.5, seed=1) as (belt, sim, link):
-        parcels = divert_all(belt, sim, link, ids(8))
-        assert sorted(sim.stats.applied) == parcels  # each once
-        assert sim.stats.acks_dropped > 0 and sim.stats.duplicates > 0
-        # Every resend reached the PLC as a duplicate, and nothing else did.
-        assert wait_until(lambda: sim.stats.duplicates == link.stats.resent)
-        assert link.stats.lost == []
-
-
-def test_slow_plc_still_applies_every_command_once():
-    with plc_and_host(ack_delay_s=0.03) as (belt, sim, link):
-        parcels = divert_all(belt, sim, link, ids(8))
-        assert sorted(sim.stats.applied) == parcels
-        assert wait_until(lambda: sim.stats.duplicates == link.stats.resent)
-        assert link.stats.lost == []
-
-
-def test_too_late_command_is_refused_and_the_parcel_passes():
+def test_too_late_release_is_refused_and_the_parcel_diverted():
     with plc_and_host() as (belt, sim, link):
+        done = []
+        link.on_done = lambda command, outcome: done.append(outcome)
         edge = belt.ahead(20)
         sim.expect("EDGLATE", edge)
         assert wait_until(lambda: "EDGLATE" in sim.outcomes())
-        link.divert("EDGLATE", edge)
+        link.send(1, edge, RELEASE, "EDGLATE")
         assert wait_until(lambda: link.unacked == 0)
-        assert link.stats.nak == 1 and link.stats.acked == 0
+        assert done == [Outcome.TOO_LATE] and link.stats.lost == [1]
         assert sim.stats.too_late == 1 and sim.stats.applied == []
-        assert sim.outcomes() == {"EDGLATE": "passed"}
+        assert sim.outcomes() == {"EDGLATE": "diverted"}
 
 
 @pytest.mark.parametrize(
     ("offset_mm", "outcome", "misfires"),
     [
-        (0, "diverted", 0),  # exactly on the leading edge
-        (40, "diverted", 0),  # late, within the 60 mm tolerance
-        (-40, "diverted", 0),  # early, within tolerance
-        (200, "passed", 1),  # far too late: the pusher hits whatever follows
-        (-200, "passed", 1),  # far too early: the pusher hits the gap or the one before
+        (0, "passed", 0),  # exactly on the leading edge
+        (40, "passed", 0),  # late, within the 60 mm tolerance
+        (-40, "passed", 0),  # early, within tolerance
+        (200, "diverted", 1),  # far too late: a release for another position is not honoured
+        (-200, "diverted", 1),  # far too early
     ],
 )
-def test_commanded_position_against_true_leading_edge(offset_mm, outcome, misfires):
+def test_release_position_against_true_leading_edge(offset_mm, outcome, misfires):
     with plc_and_host() as (belt, sim, link):
         edge = belt.ahead(500)
         sim.expect("EDG000000001", edge)
-        link.divert("EDG000000001", edge + round(offset_mm * COUNTS_PER_MM))
+        link.send(1, edge + round(offset_mm * COUNTS_PER_MM), RELEASE, "EDG000000001")
         assert wait_until(lambda: sim.outcomes() and (sim.stats.misfires or not misfires))
         assert sim.outcomes() == {"EDG000000001": outcome}
         assert sim.stats.misfires == misfires and sim.stats.unexpected == 0
 
 
-def test_divert_for_a_parcel_the_photo_eye_missed_still_fires():
+def test_an_unread_label_is_matched_by_position():
     with plc_and_host() as (belt, sim, link):
-        link.divert("EDGUNSEEN", belt.ahead(100))
+        first, second = belt.ahead(400), belt.ahead(700)
+        sim.expect("EDGFIRST", first)
+        sim.expect("EDGSECOND", second)
+        link.send(1, second + 20 * round(COUNTS_PER_MM), RELEASE, "UNREAD000002")
+        assert wait_until(lambda: len(sim.outcomes()) == 2)
+        assert sim.outcomes() == {"EDGFIRST": "diverted", "EDGSECOND": "passed"}
+
+
+def test_commands_for_a_parcel_the_photo_eye_missed():
+    with plc_and_host() as (belt, sim, link):
+        link.send(1, belt.ahead(100), 1, "EDGUNSEEN")
+        link.send(2, belt.ahead(150), RELEASE, "EDGUNSEEN2")
         assert wait_until(lambda: sim.stats.unexpected == 1)
-        assert sim.stats.applied == ["EDGUNSEEN"] and sim.outcomes() == {}
+        assert wait_until(lambda: not sim._held)
+        assert sim.outcomes() == {} and sim.stats.unexpected == 1   # the release lapsed
 
 
-def test_line_noise_does_not_stop_diverts():
+def test_line_noise_does_not_stop_releases():
     noise_port = []
 
     def open_noise_port(sim):  # before the host: opening a port flushes the shared input
@@ -176,39 +193,115 @@ def test_line_noise_does_not_stop_diverts():
                 edge = belt.ahead(400 + 80 * n)
                 sim.expect(parcel_id, edge)
                 if n % 3:
-                    link.divert(parcel_id, edge)
+                    link.send(n + 1, edge, RELEASE, parcel_id)
             assert wait_until(lambda: len(sim.outcomes()) == len(parcels))
         finally:
             stop.set()
             sprayer.join(1)
             noise_port[0].close()
-        assert sim.outcomes() == {p: "diverted" if n % 3 else "passed"
+        assert sim.outcomes() == {p: "passed" if n % 3 else "diverted"
                                   for n, p in enumerate(parcels)}
-        assert sorted(sim.stats.applied) == [p for n, p in enumerate(parcels) if n % 3]
         assert sim.stats.watchdog_trips == 0 and link.stats.lost == []
 
 
-def test_watchdog_fails_closed_without_a_host_and_clears_when_one_speaks():
+def test_watchdog_fails_closed_without_a_host_and_forgets_releases():
     belt = Belt()
     with SimPlc(belt, counts_per_mm=COUNTS_PER_MM, watchdog_s=0.3) as sim:
         # No host since power-up: trip, and divert every parcel that arrives.
         assert wait_until(lambda: sim.stats.watchdog_tripped)
-        sim.expect("EDGNOHOST", belt.ahead(20))
-        assert wait_until(lambda: "EDGNOHOST" in sim.outcomes())
         link = new_link(sim)
         try:
             assert wait_until(lambda: not sim.stats.watchdog_tripped)
-            sim.expect("EDGHOSTUP", belt.ahead(20))
+            up, held = belt.ahead(60), belt.ahead(1500)
+            sim.expect("EDGHOSTUP", up)
+            sim.expect("EDGHELD", held)
+            link.send(1, up, RELEASE, "EDGHOSTUP")
+            link.send(2, held, RELEASE, "EDGHELD")
             assert wait_until(lambda: "EDGHOSTUP" in sim.outcomes())
         finally:
             link.stop()
-        # The host went away: trip again.
+        # The host went away: trip, and the release it had made for EDGHELD is forgotten.
         assert wait_until(lambda: sim.stats.watchdog_tripped)
-        sim.expect("EDGHOSTGONE", belt.ahead(20))
-        assert wait_until(lambda: "EDGHOSTGONE" in sim.outcomes())
-        assert sim.outcomes() == {"EDGNOHOST": "diverted", "EDGHOSTUP": "passed",
-                                  "EDGHOSTGONE": "diverted"}
-        assert sim.stats.watchdog_trips == 2 and sim.stats.applied == []
+        assert wait_until(lambda: "EDGHELD" in sim.outcomes(), timeout=3.0)
+        assert sim.outcomes() == {"EDGHOSTUP": "passed", "EDGHELD": "diverted"}
+        assert sim.stats.watchdog_trips == 2 and sim.stats.releases_dropped == 1
+
+
+def test_a_restarted_host_is_never_taken_for_a_duplicate():
+    """Two host sessions 0.1 s apart against one PLC: the second starts its keys and SEQs at
+    1 again, and its first release must be applied (not ACKed as a repeat), while the
+    release the first session made for a parcel still on the belt is forgotten."""
+    with plc_and_host() as (belt, sim, first):
+        early, late = belt.ahead(1500), belt.ahead(2500)
+        sim.expect("EDGOLD", early)
+        first.send(1, early, RELEASE, "EDGOLD")
+        assert wait_until(lambda: first.unacked == 0)
+        first.stop()
+        time.sleep(0.1)
+        second = new_link(sim)
+        try:
+            assert second.epoch != first.epoch
+            sim.expect("EDGNEW", late)
+            second.send(1, late, RELEASE, "EDGNEW")   # same key, same SEQ as the first's
+            assert wait_until(lambda: len(sim.outcomes()) == 2, timeout=3.0)
+        finally:
+            second.stop()
+        assert sim.stats.duplicates == 0
+        assert sim.outcomes() == {"EDGOLD": "diverted", "EDGNEW": "passed"}
+        assert sim.stats.sessions == 2 and sim.stats.releases_dropped == 1
+
+
+def test_the_host_failing_closed_makes_the_plc_divert_everything():
+    with plc_and_host() as (belt, sim, link):
+        before, during = belt.ahead(1200), belt.ahead(1400)
+        sim.expect("EDGBEFORE", before)
+        sim.expect("EDGDURING", during)
+        link.send(1, before, RELEASE, "EDGBEFORE")
+        assert wait_until(lambda: link.unacked == 0)
+        link.fail_closed = True
+        link.send(2, during, RELEASE, "EDGDURING")
+        assert wait_until(lambda: sim.stats.host_fail_closed)
+        assert wait_until(lambda: link.plc_status is not None and link.plc_status.why
+                          == DivertAll.HOST_FAIL_CLOSED)
+        assert wait_until(lambda: len(sim.outcomes()) == 2, timeout=3.0)
+        assert sim.outcomes() == {"EDGBEFORE": "diverted", "EDGDURING": "diverted"}
+        link.fail_closed = False
+        assert wait_until(lambda: not sim.stats.host_fail_closed)
+        after = belt.ahead(300)
+        sim.expect("EDGAFTER", after)
+        link.send(3, after, RELEASE, "EDGAFTER")
+        assert wait_until(lambda: "EDGAFTER" in sim.outcomes())
+        assert sim.outcomes()["EDGAFTER"] == "passed"
+
+
+def test_a_silent_plc_is_noticed_and_its_watchdog_reported():
+    faults = []
+    with plc_and_host() as (belt, sim, link):
+        link.on_fault = lambda kind, detail: faults.append(kind)
+        sim.go_silent(1.0)
+        assert wait_until(lambda: "plc-silent" in faults, timeout=2.0)
+        assert wait_until(lambda: "plc-watchdog" in faults, timeout=2.0)   # once it speaks
+        assert link.stats.silences >= 1 and link.stats.reconnects >= 1
+        assert sim.stats.watchdog_trips == 1
+
+
+def test_the_port_lost_and_back_keeps_queued_commands_and_expires_stale_ones():
+    faults, done = [], {}
+    with plc_and_host() as (belt, sim, link):
+        link.on_fault = lambda kind, detail: faults.append(kind)
+        link.on_done = lambda command, outcome: done.setdefault(command.key, outcome)
+        sim.lose_port(0.6)
+        assert wait_until(lambda: "port-gone" in faults or "plc-silent" in faults)
+        stale = link.send(1, belt.ahead(5000), RELEASE, "EDGSTALE",
+                          expires_at=time.monotonic() + 0.2)
+        kept_edge = belt.ahead(3000)
+        sim.expect("EDGKEPT", kept_edge)
+        link.send(2, kept_edge, RELEASE, "EDGKEPT")
+        assert wait_until(lambda: done.get(stale.key) == Outcome.EXPIRED)
+        assert wait_until(lambda: done.get(2) == Outcome.ACKED, timeout=3.0)
+        assert wait_until(lambda: "EDGKEPT" in sim.outcomes(), timeout=3.0)
+        assert sim.outcomes()["EDGKEPT"] == "passed" and link.stats.reconnects >= 1
+        assert link.stats.lost == [1]
 
 
 def test_raw_line_bad_payloads_refused_heartbeat_and_status_sent():
@@ -217,12 +310,11 @@ def test_raw_line_bad_payloads_refused_heartbeat_and_status_sent():
         try:
             bad = {
                 7: b"\x00\x01",  # too short
-                8: bytes(9) + b"\x05EDG",  # ID length says 5, 3 follow
-                9: bytes(9) + b"\x00",  # empty ID
-                10: bytes(9) + b"\x02\xff\xfe",  # non-ASCII ID
+                8: bytes(17) + b"\x05EDG",  # label length says 5, 3 follow
+                9: bytes(17) + bytes([41]) + b"1" * 41,  # label longer than the protocol's
             }
             for seq, payload in bad.items():
-                port.write(Frame(seq, Kind.DIVERT, payload).encode())
+                port.write(Frame(seq, Kind.COMMAND, payload).encode())
             decoder, got = frames.Decoder(), []
             end = time.monotonic() + 2.0
             while time.monotonic() < end and (
@@ -243,8 +335,8 @@ def test_stop_closes_the_port_and_the_host_survives():
         assert wait_until(lambda: sim.stats.heartbeats_received > 0)
         sim.stop()
         sim.stop()  # idempotent
-        assert wait_until(lambda: not os.path.exists(path))  # once the host let go of it
-        link.divert("EDGQUEUED", belt.ahead(1000))  # kept by the host, nothing crashes
+        assert not os.path.exists(path)
+        link.send(1, belt.ahead(1000), RELEASE, "EDGQUEUED")  # kept by the host
         time.sleep(0.1)
         assert link.unacked == 1
 
@@ -252,7 +344,7 @@ def test_stop_closes_the_port_and_the_host_survives():
 @pytest.mark.parametrize(
     ("name", "value"),
     [("counts_per_mm", 0), ("watchdog_s", -1), ("remember", 0), ("drop_acks", 1.5),
-     ("ack_delay_s", -0.1), ("tolerance_mm", -1)],
+     ("ack_delay_s", -0.1), ("tolerance_mm", -1), ("nak_busy", 1.0)],
 )
 def test_bad_arguments_named(name, value):
     args = {"counts_per_mm": COUNTS_PER_MM, name: value}

@@ -127,6 +127,12 @@ class Segmenter:
         self._cont = False
         return out
 
+    def discard(self) -> None:
+        """A break in the stream (positions jumped, lines lost): forget every buffered line,
+        so a parcel fed partly before the break is never emitted with positions after it."""
+        self._drop(len(self._occ))
+        self._cont = False
+
     def _check(self, att_hi, att_lo, t, encoder) -> None:
         if att_hi.shape != att_lo.shape or att_hi.ndim != 2:
             raise ValueError(f"att_hi and att_lo must be 2D [rows, n_pixels] of one shape, got "

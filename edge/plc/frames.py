@@ -1,5 +1,9 @@
 """The belt-PLC serial protocol: pure encoding and decoding of frames (see docs/plc-protocol.md).
 
+Every parcel gets a command: release it (lane 0) or divert it. The PLC diverts every parcel
+for which it holds no release, so a lost, late or garbled command, a silent host and a
+restarted host all end in a divert, never in a pass.
+
     STX | LEN | SEQ | TYPE | PAYLOAD (LEN bytes) | CRC-16 (big-endian)
 
 CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF) over LEN..PAYLOAD. No byte
@@ -18,21 +22,39 @@ STX = 0x02
 HEADER = 4  # STX, LEN, SEQ, TYPE
 TRAILER = 2  # CRC
 MAX_PAYLOAD = 64
-MAX_ID = 32
 
 
 class Kind(IntEnum):
-    DIVERT = 0x01  # host -> PLC: divert this parcel at this encoder position
+    COMMAND = 0x01  # host -> PLC: release or divert the parcel at this encoder position
     ACK = 0x02  # both ways: frame SEQ received and applied (or a duplicate, not re-applied)
     NAK = 0x03  # both ways: frame SEQ refused, with a reason
-    HEARTBEAT = 0x04  # both ways, every heartbeat period
-    STATUS = 0x05  # PLC -> host: watchdog state and counters
+    HEARTBEAT = 0x04  # both ways, every heartbeat period: session epoch and state
+    STATUS = 0x05  # PLC -> host: divert-all state and counters
 
 
 class NakReason(IntEnum):
     BAD_PAYLOAD = 1
-    TOO_LATE = 2  # the parcel passed the diverter before the command arrived
+    TOO_LATE = 2  # the parcel reached the diverter before the command arrived
     BUSY = 3
+
+
+class HostState(IntEnum):
+    """What the host's heartbeats say of it."""
+
+    INSPECTING = 0
+    FAIL_CLOSED = 1  # a fault in the output path: the PLC diverts every parcel
+
+
+class DivertAll(IntEnum):
+    """Why the PLC is diverting every parcel (STATUS), if it is."""
+
+    NO = 0
+    WATCHDOG = 1  # no valid frame from the host within the watchdog time
+    HOST_FAIL_CLOSED = 2  # the host's heartbeats say FAIL_CLOSED
+
+
+RELEASE = 0  # the lane that means "let the parcel go on"; lanes 1..255 are divert lanes
+MAX_LABEL = 40  # bytes of the tracking number carried for the PLC's display
 
 
 def crc16(data: bytes) -> int:
@@ -57,27 +79,89 @@ class Frame:
 
 # --- payloads -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Divert:
-    """Divert ``parcel_id`` when the belt encoder reaches ``encoder`` (counts), to ``lane``."""
+def wire_label(label: str) -> bytes:
+    """``label`` as UTF-8, cut at a character boundary to ``MAX_LABEL`` bytes. Never raises:
+    a label the camera misread into lone surrogates is carried with replacement characters."""
+    data = label.encode("utf-8", "replace")[:MAX_LABEL]
+    return data.decode("utf-8", "ignore").encode("utf-8")
 
-    parcel_id: str
+
+_COMMAND = struct.Struct(">qBIIB")  # encoder, lane, epoch, key, label length
+
+
+@dataclass(frozen=True)
+class Command:
+    """Release (``lane`` 0) or divert (``lane`` 1..255) the parcel whose leading edge reaches
+    the diverter at encoder count ``encoder``.
+
+    ``(epoch, key)`` names the command for ever: ``epoch`` is the host session, ``key`` the
+    parcel's sequence number in it. ``label`` is the tracking number, for display only: any
+    length and any characters are accepted; the wire carries its first ``MAX_LABEL`` bytes
+    of UTF-8, and the host keeps the whole number.
+    """
+
+    key: int
     encoder: int
     lane: int = 1
+    epoch: int = 0
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        for name, value, low, high in (("key", self.key, 0, 2**32 - 1),
+                                       ("epoch", self.epoch, 0, 2**32 - 1),
+                                       ("lane", self.lane, 0, 255),
+                                       ("encoder", self.encoder, -(2**63), 2**63 - 1)):
+            if not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+
+    @property
+    def releases(self) -> bool:
+        return self.lane == RELEASE
 
     def pack(self) -> bytes:
-        pid = self.parcel_id.encode("ascii")
-        if not 1 <= len(pid) <= MAX_ID:
-            raise ValueError(f"parcel id must be 1..{MAX_ID} ASCII characters, got "
-                             f"{self.parcel_id!r}")
-        return struct.pack(">qB", self.encoder, self.lane) + bytes([len(pid)]) + pid
+        label = wire_label(self.label)
+        return _COMMAND.pack(self.encoder, self.lane, self.epoch, self.key, len(label)) + label
 
     @classmethod
-    def unpack(cls, payload: bytes) -> Divert:
-        if len(payload) < 10 or len(payload) != 10 + payload[9]:
-            raise ValueError(f"divert payload of {len(payload)} bytes is malformed")
-        encoder, lane = struct.unpack(">qB", payload[:9])
-        return cls(payload[10:].decode("ascii"), encoder, lane)
+    def unpack(cls, payload: bytes) -> Command:
+        head = _COMMAND.size
+        if len(payload) < head or len(payload) != head + payload[head - 1] \
+                or payload[head - 1] > MAX_LABEL:
+            raise ValueError(f"command payload of {len(payload)} bytes is malformed")
+        encoder, lane, epoch, key, _ = _COMMAND.unpack(payload[:head])
+        return cls(key, encoder, lane, epoch, payload[head:].decode("utf-8", "replace"))
+
+
+_HEARTBEAT = struct.Struct(">IIB")  # counter, epoch, state
+_STATUS = struct.Struct(">BBII")  # divert-all (0/1), why, parcels diverted, epoch followed
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    counter: int
+    epoch: int = 0
+    state: int = HostState.INSPECTING
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> Heartbeat:
+        if len(payload) != _HEARTBEAT.size:
+            raise ValueError(f"heartbeat payload of {len(payload)} bytes is malformed")
+        return cls(*_HEARTBEAT.unpack(payload))
+
+
+@dataclass(frozen=True)
+class Status:
+    divert_all: bool
+    why: int  # DivertAll
+    diverted: int  # parcels diverted since power-up
+    epoch: int  # the host session the PLC last heard
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> Status:
+        if len(payload) != _STATUS.size:
+            raise ValueError(f"status payload of {len(payload)} bytes is malformed")
+        divert_all, why, diverted, epoch = _STATUS.unpack(payload)
+        return cls(bool(divert_all), why, diverted, epoch)
 
 
 def ack(seq: int, acked: int) -> Frame:
@@ -88,12 +172,14 @@ def nak(seq: int, refused: int, reason: NakReason) -> Frame:
     return Frame(seq, Kind.NAK, bytes([refused, int(reason)]))
 
 
-def heartbeat(seq: int, counter: int) -> Frame:
-    return Frame(seq, Kind.HEARTBEAT, struct.pack(">I", counter & 0xFFFFFFFF))
+def heartbeat(seq: int, counter: int, epoch: int = 0,
+              state: HostState = HostState.INSPECTING) -> Frame:
+    return Frame(seq, Kind.HEARTBEAT, _HEARTBEAT.pack(counter & 0xFFFFFFFF, epoch, int(state)))
 
 
-def status(seq: int, watchdog_tripped: bool, diverted: int) -> Frame:
-    return Frame(seq, Kind.STATUS, struct.pack(">?I", watchdog_tripped, diverted & 0xFFFFFFFF))
+def status(seq: int, why: DivertAll, diverted: int, epoch: int = 0) -> Frame:
+    return Frame(seq, Kind.STATUS, _STATUS.pack(why != DivertAll.NO, int(why),
+                                                diverted & 0xFFFFFFFF, epoch))
 
 
 # --- decoding -----------------------------------------------------------------------------------
