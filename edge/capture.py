@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -112,14 +112,14 @@ class PhotoMatcher:
         self.photos.append((photo, self._reader.submit(read_label, photo.image)))
 
     def match(self, encoder_start: int, encoder_end: int) -> tuple[Photo | None, str | None]:
-        for item in list(self.photos):
-            photo, label = item
+        for index, (photo, label) in enumerate(self.photos):
             lead = photo.encoder + self.offset
             if encoder_start - self.tolerance <= lead <= encoder_end:
-                self.photos.remove(item)
+                # By position: ``remove`` would compare photos (their pixel arrays) to find it.
+                del self.photos[index]
                 try:
                     return photo, label.result(timeout=self.wait_s)
-                except TimeoutError:
+                except Exception:  # noqa: BLE001 - too slow (TimeoutError) or the reader failed
                     label.cancel()
                     return photo, None   # named by sequence; the photo stays attached
         return None, None

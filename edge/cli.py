@@ -98,14 +98,17 @@ def cmd_bench(args) -> int:
         return 0
     if args.what == "model":
         return _bench_model(args, config)
+    if args.what == "faults":
+        return _bench_faults(args)
     if args.what == "pipeline":
         from edge.bench import bench_pipeline
 
-        result = bench_pipeline(args.config, args.speeds, args.seconds)
+        result = bench_pipeline(args.config, args.speeds or [500, 1000, 1500, 2000, 2500],
+                                args.seconds or 12.0)
         if args.json:
             print(json.dumps(result))
             return 0
-        print(f"live loop, {result['detector']}, {args.seconds:g} s per belt speed")
+        print(f"live loop, {result['detector']}, {args.seconds or 12.0:g} s per belt speed")
         for row in result["rows"]:
             print("  ".join(f"{k} {v}" for k, v in row.items()))
         print(f"highest sustained belt speed: {result['highest_sustained_mm_s']} mm/s; "
@@ -148,6 +151,35 @@ def cmd_bench(args) -> int:
         print(f"  call after call (warm caches): pre {s['pre_warm_ms']} ms, "
               f"post {s['post_warm_ms']} ms")
     return 0
+
+
+def _bench_faults(args) -> int:
+    from edge.soak import FAULT_AT_S, SPEEDS, soak
+
+    columns = ["fault", "speed_mm_s", "parcels", "threat_parcels", "passed_threats", "alarms",
+               "alarm_after_s", "applied_twice", "lost_counted", "lost_seen", "uninspected",
+               "false_diverts", "ok"]
+    def show(row: dict) -> None:
+        print("  ".join(str(row[c]) for c in columns), flush=True)
+
+    seconds = args.seconds or 6.0
+    if not args.json:
+        print(f"fault soak: {seconds:g} s a run, faults from {FAULT_AT_S:g} s; a run holds when "
+              "no threat passed, nothing was applied twice, lost commands were counted "
+              "exactly and a fault that breaks the output path raised an alarm")
+        print("  ".join(columns))
+    try:
+        rows = soak(seconds, args.speeds or SPEEDS, args.only, None if args.json else show)
+    except ValueError as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return 2
+    failed = [f"{r['fault']} at {r['speed_mm_s']:g} mm/s" for r in rows if not r["ok"]]
+    if args.json:
+        print(json.dumps({"seconds": seconds, "rows": rows, "failed": failed}))
+    else:
+        print(f"{len(rows) - len(failed)} of {len(rows)} runs held"
+              + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 def _bench_model(args, config) -> int:
@@ -253,10 +285,30 @@ def _unit_interval(text: str) -> float:
     return value
 
 
+def with_faults(config: EdgeConfig, specs: list[str]) -> EdgeConfig:
+    """``config`` with the ``--fault NAME[=VALUE]`` options on top of its ``faults:``."""
+    from pydantic import ValidationError
+
+    from edge.config import format_validation_error
+    from edge.faults import FaultsConfig, parse_fault
+
+    if not specs:
+        return config
+    try:
+        given = dict(parse_fault(spec) for spec in specs)
+        faults = FaultsConfig(**(config.faults.model_dump() | given))
+        joined = config.model_copy(update={"faults": faults})
+        joined._faults_fit_the_plc()
+    except ValueError as exc:
+        detail = format_validation_error(exc) if isinstance(exc, ValidationError) else exc
+        raise ConfigError(f"--fault: {detail}") from None
+    return joined
+
+
 def cmd_run(args) -> int:
     from edge.pipeline import StartError, run
 
-    config = _config(args)
+    config = with_faults(_config(args), args.fault)
     try:
         return run(config, duration_s=args.duration, summary_path=args.summary)
     except StartError as exc:
@@ -273,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.add_argument("--summary", type=Path, default=None, help="write a JSON summary here")
     p.add_argument("--no-dashboard", action="store_true", help="run headless")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME[=VALUE]",
+                   help="inject a fault (repeatable; as the faults: config section; "
+                        "docs/pipeline.md lists them), e.g. --fault corrupt=0.4 "
+                        "--fault plc-silent=1.5")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sim", help="write simulated parcels with COCO annotations")
@@ -302,16 +358,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["sim", "post", "model", "pipeline"])
+    p.add_argument("what", choices=["sim", "post", "model", "pipeline", "faults"])
     p.add_argument("--parcels", type=int, default=20)
     p.add_argument("--json", action="store_true")
     p.add_argument("--model", type=Path, default=None, help="post: also time pre, session run "
                    "and post of this ONNX model on one parcel")
     p.add_argument("--image", type=Path, default=None, help="post: the parcel image to use "
                    "(default: the first simulated parcel with a threat)")
-    p.add_argument("--speeds", type=float, nargs="+", default=[500, 1000, 1500, 2000, 2500],
-                   help="pipeline: belt speeds to try, mm/s")
-    p.add_argument("--seconds", type=float, default=12.0, help="pipeline: run time per speed")
+    p.add_argument("--speeds", type=float, nargs="+", default=None,
+                   help="pipeline: belt speeds to try, mm/s (default 500 to 2500); faults: "
+                        "(default 500 3000)")
+    p.add_argument("--seconds", type=float, default=None, help="pipeline: run time per speed "
+                   "(default 12); faults: per run (default 6)")
+    p.add_argument("--only", nargs="+", default=None, metavar="FAULT",
+                   help="faults: these rows of the matrix only")
     p.add_argument("--models", type=Path, nargs="+", default=None, help="model: ONNX files to "
                    "time side by side (default: the shipped INT8 model and its FP32 export)")
     p.set_defaults(func=cmd_bench)

@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from edge.faults import FaultsConfig
+from edge.faults import SIM_PLC_FAULTS, FaultsConfig
 
 
 class Section(BaseModel):
@@ -190,11 +190,12 @@ class DecisionConfig(Section):
         "thresholds.json, which beats detector.score_threshold.")
 
 
-BLOCK_REGISTERS = 8  # encoder (4), lane, counter, CRC-32 of the parcel ID (2)
+BLOCK_REGISTERS = 11  # encoder (4), lane, epoch (2), key (2), CRC-32 of the label (2)
 
 
 class ModbusMap(Section):
-    """Where the PLC expects divert commands and the watchdog (0-based Modbus addresses)."""
+    """Where the PLC expects release and divert commands and the watchdog (0-based Modbus
+    addresses; docs/modbus.md)."""
 
 
     unit: int = Field(1, ge=1, le=247, title="Unit", description="Modbus slave id of the PLC.")
@@ -208,7 +209,8 @@ class ModbusMap(Section):
                               description="Coil set per command in coil mode.")
     heartbeat_address: int = Field(16, ge=0, le=65535, title="Watchdog register",
                                    description="Holding register the host increments every "
-                                   "heartbeat; the PLC fails closed when it stops changing.")
+                                   "heartbeat, and holds still while it fails closed; the PLC "
+                                   "diverts every parcel while it does not change.")
 
     @model_validator(mode="after")
     def _watchdog_outside_block(self) -> ModbusMap:
@@ -221,18 +223,18 @@ class ModbusMap(Section):
 class PlcConfig(Section):
     """The belt PLC link and the belt geometry behind the scanner."""
 
-    type: Literal["sim", "serial", "modbus", "none"] = Field(
-        "sim", description="sim: a simulated belt PLC on a pseudo-terminal (the demo); serial: "
-        "our framed protocol on `port`; modbus: Modbus RTU on `port`; none: no PLC (verdicts "
-        "are only printed).")
+    type: Literal["sim", "sim-modbus", "serial", "modbus", "none"] = Field(
+        "sim", description="sim: a simulated belt PLC on a pseudo-terminal (the demo); "
+        "sim-modbus: the same PLC behind Modbus RTU; serial: our framed protocol on `port`; "
+        "modbus: Modbus RTU on `port`; none: no PLC (verdicts are only printed).")
     port: str = Field("", description="Serial port (or pyserial URL) for serial and modbus.")
     baudrate: int = Field(115_200, ge=1200, le=4_000_000)
     modbus: ModbusMap = Field(default_factory=ModbusMap, description="Register map for "
                               "type modbus (docs/modbus.md).")
     ack_timeout_s: float = Field(0.05, gt=0, le=5, description="A command unacknowledged "
                                  "this long is sent again, s.")
-    max_attempts: int = Field(20, ge=1, le=200, description="Sends of one command at most; "
-                              "it also expires when its parcel reaches the diverter.")
+    max_attempts: int = Field(100, ge=1, le=1000, description="Sends of one command at "
+                              "most; it expires anyway when its parcel reaches the diverter.")
     heartbeat_s: float = Field(0.1, gt=0, le=5, description="Heartbeat period, s.")
     silent_s: float = Field(0.5, gt=0, le=60, description="A PLC silent this long (no valid "
                             "frame) is an alarm: the host fails closed and reopens the port.")
@@ -257,7 +259,8 @@ class PipelineConfig(Section):
                                    "host stays fail-closed this long (the PLC diverts every "
                                    "parcel), s.")
     stall_s: float = Field(1.0, gt=0, le=60, description="No line block from the scanner "
-                           "for this long is an alarm (scanner stall), s.")
+                           "for this long, or one detector call running this long, is an "
+                           "alarm (a stall), s.")
 
 
 class EdgeConfig(BaseSettings):
@@ -277,6 +280,19 @@ class EdgeConfig(BaseSettings):
     faults: FaultsConfig = Field(default_factory=FaultsConfig, description="Faults to "
                                  "inject, for drills and soak tests (all off by default).")
     calibration_dir: Path = Field(Path("calibration"), description="Scanner calibration tables.")
+
+    @model_validator(mode="after")
+    def _faults_fit_the_plc(self) -> EdgeConfig:
+        """A fault of the PLC's side can only be injected into a simulated PLC of that kind."""
+        faults, plc = self.faults, self.plc.type
+        allowed = {"sim": SIM_PLC_FAULTS - {"modbus_timeout"},
+                   "sim-modbus": {"modbus_timeout", "drop_acks", "nak_busy"}}.get(plc, set())
+        wrong = sorted(f for f in SIM_PLC_FAULTS - allowed if getattr(faults, f))
+        if wrong:
+            raise ValueError(f"faults {', '.join(wrong)} need a simulated PLC that has them "
+                             f"(plc.type sim, or sim-modbus for modbus_timeout, drop_acks, "
+                             f"nak_busy); plc.type is {plc}")
+        return self
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

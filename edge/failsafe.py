@@ -10,9 +10,10 @@ on meanwhile; only releases made after the state clears let parcels pass.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 
 
@@ -24,7 +25,7 @@ class FailSafe:
             raise ValueError(f"hold_s must be > 0, got {hold_s}")
         self.hold_s, self.log, self.on_change, self.clock = hold_s, log, on_change, clock
         self.kinds: Counter[str] = Counter()   # alarms by kind
-        self.first_alarm_t: float | None = None
+        self.times: deque[float] = deque(maxlen=10_000)   # of the latest alarms, ascending
         self._active = False
         self._until = 0.0
         self._since = 0.0
@@ -41,8 +42,7 @@ class FailSafe:
         with self._lock:
             now = self.clock()
             self.kinds[kind] += 1
-            if self.first_alarm_t is None:
-                self.first_alarm_t = now
+            self.times.append(now)
             self._until = now + self.hold_s
             started = not self._active
             if started:
@@ -67,6 +67,13 @@ class FailSafe:
             self.log("fail-closed state cleared: parcels inspected from now on may pass")
             if self.on_change:
                 self.on_change(False)
+
+    def first_alarm_after(self, t: float) -> float | None:
+        """The time of the first alarm at or after ``t`` (among the latest 10,000)."""
+        with self._lock:
+            times = list(self.times)
+        i = bisect.bisect_left(times, t)
+        return times[i] if i < len(times) else None
 
     def summary(self) -> dict:
         with self._lock:

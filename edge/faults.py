@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Faults injected into the simulated PLC (the rest are the host's own: labels, camera,
+# scanner, encoder, detector, a host restart).
+SIM_PLC_FAULTS = {"noise", "corrupt", "drop_acks", "ack_delay", "nak_busy", "plc_silent",
+                  "port_loss", "modbus_timeout"}
+
 
 class FaultsConfig(BaseModel):
     """Faults to inject (all off by default). Shares in [0, 1]; durations in seconds."""

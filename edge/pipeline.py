@@ -93,6 +93,7 @@ class Hub:
         self.plc = plc
         self.links: list = []   # every host session's link (more than one after a restart)
         self.link = None
+        self._output_open = False
         if link is None and config.plc.type != "none":
             options = self.faults.plc_options() | (plc_options or {})
             self.plc, link = open_plc(config, self.scanner, self.plc, **options)
@@ -110,6 +111,8 @@ class Hub:
         self._last_encoder: int | None = None
         self._last_block_at = time.monotonic()
         self._stalled = False
+        self._calls: dict[str, float] = {}   # detector thread -> start of its call in progress
+        self._hung: dict[str, float] = {}    # detector thread -> start of the call reported
         self._stop = threading.Event()
         self._capturing = threading.Event()   # the scanner is expected to deliver lines
         self._emit_lock = threading.Lock()
@@ -123,6 +126,13 @@ class Hub:
         link.fail_closed = self.failsafe.active
         self.link = link
         self.links.append(link)
+
+    def open_output(self) -> None:
+        """Open the PLC link's port and start it (once); a port that cannot be opened
+        raises here, before any parcel is inspected."""
+        if self.link is not None and not self._output_open:
+            self.link.start()
+            self._output_open = True
 
     def _tell_plc(self, failing: bool) -> None:
         if self.link is not None:
@@ -179,9 +189,11 @@ class Hub:
         now, faults = time.monotonic(), self.faults
         if faults.stall.fire_once(now):
             time.sleep(self.config.faults.scanner_stall)   # then the backlog arrives late
-        if self.plc is not None and faults.silent.fire_once(now):
+        if faults.silent.fire_once(now):
             self.plc.go_silent(self.config.faults.plc_silent)
-        if self.plc is not None and faults.port.fire_once(now):
+        if faults.modbus.fire_once(now):
+            self.plc.stop_answering(self.config.faults.modbus_timeout)
+        if faults.port.fire_once(now):
             self.plc.lose_port(self.config.faults.port_loss)
         if faults.restart.fire_once(now) and self.link is not None:
             self._restart_host()
@@ -194,8 +206,7 @@ class Hub:
         old.on_done = old.on_sent = old.on_fault = None   # a dead host hears nothing
         old.stop()
         self._key_base = max(self.ledger.entries, default=0)
-        new = PlcLink(old.url, old.baudrate, old.ack_timeout_s, old.max_attempts,
-                      old.heartbeat_s, old.silent_s)
+        new = new_link(self.config, old.url)
         self.attach(new)
         new.start()
         self.log(f"host restarted: new session epoch {new.epoch:#010x}")
@@ -229,12 +240,16 @@ class Hub:
                 or time.monotonic() >= entry.deadline:
             return True   # the watcher has settled it (or will, this instant)
         started = time.monotonic()
+        worker = threading.current_thread().name
+        self._calls[worker] = started
         try:
             found = self._detect(parcel)
             verdict = self.policy.decide(parcel.id, found)
         except Exception as exc:  # noqa: BLE001 - any detector fault fails closed
             self.failsafe.fault("detector-error", f"{type(exc).__name__}: {exc}")
             verdict = uninspected(entry, f"detector error: {type(exc).__name__}: {exc}")
+        finally:
+            self._calls.pop(worker, None)
         self.stages.detect.append(time.monotonic() - started)
         verdict.deadline_t = entry.deadline
         self._settle(entry, verdict)
@@ -243,11 +258,19 @@ class Hub:
     def _watch_once(self) -> bool:
         now = time.monotonic()
         for entry in self.ledger.overdue(now):
+            self.failsafe.fault("deadline-missed", f"parcel {entry.parcel_id} has no verdict "
+                                "by its deadline")
             self._settle(entry, uninspected(entry, "no verdict by the deadline"))
+        limit = self.config.pipeline.stall_s
         quiet = now - self._last_block_at if self._capturing.is_set() else 0.0
-        if quiet > self.config.pipeline.stall_s and not self._stalled:
+        if quiet > limit and not self._stalled:
             self.failsafe.fault("scanner-stall", f"no line block for {quiet:.2f} s")
-        self._stalled = quiet > self.config.pipeline.stall_s
+        self._stalled = quiet > limit
+        for worker, since in list(self._calls.items()):
+            if now - since > limit and self._hung.get(worker) != since:
+                self._hung[worker] = since
+                self.failsafe.fault("detector-stall", f"{worker}: one call has run for "
+                                    f"{now - since:.2f} s")
         self.failsafe.tick()
         time.sleep(0.005)
         return not self._stop.is_set()
@@ -274,6 +297,9 @@ class Hub:
             return
         lane = RELEASE if verdict.action == Action.CLEAR and not self.failsafe.active \
             else DIVERT_LANE
+        if lane != RELEASE and verdict.action == Action.CLEAR:
+            verdict.reason = "; ".join(filter(None, [verdict.reason, "diverted all the same: "
+                                                     "the line fails closed"]))
         self.ledger.commanded(entry, lane)
         arrives = entry.deadline + self.config.plc.margin_s
         command = self.link.send(entry.seq - self._key_base, entry.divert_encoder, lane,
@@ -309,8 +335,7 @@ class Hub:
         threads.append(threading.Thread(target=self._supervised, args=("deadlines",
                                                                        self._watch_once),
                                         daemon=True, name="deadlines"))
-        if self.link is not None:
-            self.link.start()
+        self.open_output()
         for t in threads:
             t.start()
         started, seq = time.monotonic(), 0
@@ -406,25 +431,39 @@ class Hub:
 
 
 def open_plc(config: EdgeConfig, scanner: SimScanner, plc=None, **sim_options):
-    """(simulated PLC or None, host link) for ``config.plc``; ``sim_options`` go to SimPlc
-    (its fault injection: corrupt, noise, drop_acks, ack_delay_s, nak_busy)."""
+    """(simulated PLC or None, host link) for ``config.plc``; ``sim_options`` go to the
+    simulated PLC (its fault injection: corrupt, noise, drop_acks, ack_delay_s, nak_busy)."""
     cfg = config.plc
-    if cfg.type == "sim":
-        from edge.plc.sim import SimPlc
-        plc = plc or SimPlc(scanner.encoder_now,
-                            counts_per_mm=config.scanner.encoder_counts_per_mm,
-                            heartbeat_s=cfg.heartbeat_s, **sim_options)
-        if not plc.path:
-            plc.start()  # its pseudo-terminal exists from here on
-        port = plc.path
-    elif cfg.type == "modbus":
+    if cfg.type in ("sim", "sim-modbus") and plc is None:
+        plc = simulated_plc(config, scanner, **sim_options)
+    if plc is not None and not plc.path:
+        plc.start()  # its pseudo-terminal exists from here on
+    return plc, new_link(config, plc.path if plc is not None else cfg.port)
+
+
+def simulated_plc(config: EdgeConfig, scanner: SimScanner, **options):
+    """The simulated belt PLC of ``plc.type`` sim (framed protocol) or sim-modbus."""
+    common = {"counts_per_mm": config.scanner.encoder_counts_per_mm}
+    if config.plc.type == "sim-modbus":
+        from edge.plc.modbus_sim import SimModbusPlc
+        options = {k: v for k, v in options.items() if k in ("drop_acks", "nak_busy") and v}
+        return SimModbusPlc(scanner.encoder_now, modbus_map=config.plc.modbus, **common,
+                            **options)
+    from edge.plc.sim import SimPlc
+    return SimPlc(scanner.encoder_now, heartbeat_s=config.plc.heartbeat_s, **common, **options)
+
+
+def new_link(config: EdgeConfig, port: str):
+    """A host link of the protocol ``plc.type`` speaks, on ``port``, not yet started."""
+    cfg = config.plc
+    if cfg.type in ("modbus", "sim-modbus"):
         from edge.plc.modbus import ModbusDivertLink
-        return None, ModbusDivertLink(cfg.port, cfg.modbus, baudrate=cfg.baudrate,
-                                      max_attempts=cfg.max_attempts, heartbeat_s=cfg.heartbeat_s)
-    else:
-        port = cfg.port
-    return plc, PlcLink(port, cfg.baudrate, cfg.ack_timeout_s, cfg.max_attempts, cfg.heartbeat_s,
-                        cfg.silent_s)
+        return ModbusDivertLink(port, cfg.modbus, baudrate=cfg.baudrate,
+                                ack_timeout_s=max(cfg.ack_timeout_s, 0.1),
+                                max_attempts=cfg.max_attempts, heartbeat_s=cfg.heartbeat_s,
+                                silent_s=cfg.silent_s)
+    return PlcLink(port, cfg.baudrate, cfg.ack_timeout_s, cfg.max_attempts, cfg.heartbeat_s,
+                   cfg.silent_s)
 
 
 def plc_report(links: list, plc) -> dict:
@@ -447,11 +486,20 @@ class StartError(RuntimeError):
 
 def run(config: EdgeConfig, duration_s: float | None = None, summary_path: Path | None = None,
         **kwargs) -> int:
+    from serial import SerialException
+
     from edge.detect.model import ModelError
+    plc = config.plc
+    if plc.type in ("serial", "modbus") and not plc.port:
+        raise StartError(f"plc.port is not set: plc.type {plc.type} needs the PLC's serial "
+                         "port (for example /dev/ttyUSB0)")
     try:
         hub = Hub(config, **kwargs)
+        hub.open_output()
     except (ModelError, ValueError) as exc:
         raise StartError(str(exc)) from exc
+    except (SerialException, OSError) as exc:
+        raise StartError(f"plc.port {plc.port!r} cannot be opened: {exc}") from None
     faults = config.faults.active
     hub.log(f"detector: {getattr(hub.detector, 'name', '?')}; PLC: {config.plc.type}"
             + (f"; injected faults: {', '.join(faults)}" if faults else ""))

@@ -265,3 +265,25 @@ def test_a_write_on_a_port_closed_under_it_reconnects_instead_of_raising():
     finally:
         link.stop()
         peer.close()
+
+
+def test_an_ack_after_the_command_was_given_up_on_counts_it_acked():
+    """The PLC applied the command but its ACK came after the host gave up: counted acked
+    after all, so lost commands are exactly those the PLC never applied."""
+    peer = Peer(silent=True)
+    link = PlcLink(peer.path, ack_timeout_s=0.02, max_attempts=2)
+    outcomes = []
+    link.on_done = lambda command, outcome: outcomes.append((command.key, outcome))
+    link.start()
+    try:
+        link.send(5, 50, RELEASE, "EDG5")
+        assert wait_for(lambda: outcomes)
+        assert outcomes == [(5, Outcome.UNANSWERED)] and link.stats.lost == [5]
+        peer.send(frames.ack(9, 1))   # the ACK of SEQ 1, late
+        assert wait_for(lambda: len(outcomes) == 2)
+        assert outcomes[1] == (5, Outcome.ACKED) and link.stats.lost == []
+        assert link.stats.outcomes == {Outcome.UNANSWERED: 0, Outcome.ACKED: 1}
+        assert link.stats.late_acks == 1
+    finally:
+        link.stop()
+        peer.close()

@@ -350,3 +350,46 @@ def test_bad_arguments_named(name, value):
     args = {"counts_per_mm": COUNTS_PER_MM, name: value}
     with pytest.raises(ValueError, match=name):
         SimPlc(Belt(), **args)
+
+
+HOST = """
+import sys, time
+from edge.plc.link import PlcLink
+link = PlcLink(sys.argv[1], heartbeat_s=0.05).start()
+link.send(1, int(sys.argv[2]), 0, "EDGRELEASED")
+while True:
+    time.sleep(1)
+"""
+
+
+def test_a_host_killed_and_restarted_leaves_no_parcel_released_by_the_dead_one():
+    """kill -9 of a real host process after the PLC applied its release, a new host 0.1 s
+    later: the parcel the dead host released and the one it never commanded are diverted;
+    only what the new session releases passes."""
+    import signal
+    import subprocess
+    import sys
+
+    with plc_and_host() as (belt, sim, _unused):
+        _unused.stop()
+        released, silent, fresh = belt.ahead(5000), belt.ahead(5200), belt.ahead(5700)
+        for name, edge in (("EDGRELEASED", released), ("EDGNEVER", silent),
+                           ("EDGFRESH", fresh)):
+            sim.expect(name, edge)
+        applied_before = len(sim.stats.applied)
+        host = subprocess.Popen([sys.executable, "-c", HOST, sim.path, str(released)])
+        try:
+            assert wait_until(lambda: len(sim.stats.applied) > applied_before, timeout=5.0)
+        finally:
+            host.send_signal(signal.SIGKILL)
+            host.wait()
+        time.sleep(0.1)
+        second = new_link(sim)
+        try:
+            second.send(1, fresh, RELEASE, "EDGFRESH")
+            assert wait_until(lambda: len(sim.outcomes()) == 3, timeout=6.0)
+        finally:
+            second.stop()
+        assert sim.outcomes() == {"EDGRELEASED": "diverted", "EDGNEVER": "diverted",
+                                  "EDGFRESH": "passed"}
+        assert sim.stats.duplicates == 0 and sim.stats.releases_dropped >= 1

@@ -3,9 +3,10 @@
 A reader thread decodes what the PLC sends; ``send`` queues a command and returns at once; a
 sender loop transmits, resends unacknowledged commands with the same SEQ after the ACK
 timeout, and sends heartbeats that carry the session epoch and the host's state. A command
-ends in exactly one outcome (``Outcome``), reported to ``on_done``; every outcome but
-``acked`` is a lost command and also a fault (``on_fault``), as are a PLC silent for
-``silent_s``, a port gone and a STATUS saying the PLC's watchdog tripped. A silent or lost port
+ends in one outcome (``Outcome``), reported to ``on_done``; every outcome but ``acked`` is a
+lost command and also a fault (``on_fault``), as are a PLC silent for ``silent_s``, a port
+gone and a STATUS saying the PLC's watchdog tripped. An ACK that still comes for a command
+given up on (unanswered, expired) turns it into ``acked``, reported again. A silent or lost port
 is reopened without losing queued commands; a command expires when its parcel reaches the
 diverter. The port is any pyserial URL: ``/dev/ttyUSB0``, ``socket://host:port``, ``loop://``.
 """
@@ -72,13 +73,14 @@ class LinkStats:
     reconnects: int = 0
     silences: int = 0  # times the PLC went silent for silent_s with the port present
     watchdog_reports: int = 0  # STATUS frames saying the PLC's watchdog tripped
+    late_acks: int = 0  # commands given up on, then acknowledged: counted acked after all
 
 
 class PlcLink:
     """Host end of the serial link (see module docstring and docs/plc-protocol.md)."""
 
     def __init__(self, url: str, baudrate: int = 115_200, ack_timeout_s: float = 0.05,
-                 max_attempts: int = 20, heartbeat_s: float = 0.1, silent_s: float = 0.5,
+                 max_attempts: int = 100, heartbeat_s: float = 0.1, silent_s: float = 0.5,
                  epoch: int | None = None,
                  on_done: Callable[[Command, Outcome], None] | None = None,
                  on_sent: Callable[[Command, float], None] | None = None,
@@ -94,6 +96,7 @@ class PlcLink:
         self.stats = LinkStats()
         self._seq = 0
         self._pending: dict[int, Pending] = {}
+        self._given_up: dict[int, tuple[Command, Outcome]] = {}  # SEQ -> unanswered or expired
         self._lock = threading.Lock()
         self._reopen_lock = threading.Lock()  # reader and sender may both find the port gone
         self._stop = threading.Event()
@@ -137,6 +140,7 @@ class PlcLink:
             pushed_out = self._pending.pop(self._seq % MAX_IN_FLIGHT + 1, None) \
                 if len(self._pending) >= MAX_IN_FLIGHT else None
             seq = self._next_seq()
+            self._given_up.pop(seq, None)   # an ACK of this SEQ now names the new command
             self._pending[seq] = Pending(seq, command, expires_at, payload)
         if pushed_out is not None:
             self._finish(pushed_out.command, Outcome.OVERFLOW)
@@ -248,6 +252,9 @@ class PlcLink:
                 return  # a busy PLC gets the command again after the ACK timeout
         with self._lock:
             done = self._pending.pop(frame.payload[0], None)
+            given_up = self._given_up.pop(frame.payload[0], None) if done is None else None
+        if given_up is not None and frame.kind == Kind.ACK:
+            self._late_ack(*given_up)
         if done is None:
             return
         if frame.kind == Kind.ACK:
@@ -256,6 +263,17 @@ class PlcLink:
         else:
             self._finish(done.command, Outcome.TOO_LATE if reason == NakReason.TOO_LATE
                          else Outcome.REFUSED)
+
+    def _late_ack(self, command: Command, was: Outcome) -> None:
+        """An ACK for a command given up on (unanswered, expired) before its SEQ was reused:
+        the PLC did apply it, so it was not lost after all."""
+        self.stats.outcomes[was] -= 1
+        self.stats.outcomes[Outcome.ACKED] = self.stats.outcomes.get(Outcome.ACKED, 0) + 1
+        self.stats.lost.remove(command.key)
+        self.stats.acked += 1
+        self.stats.late_acks += 1
+        if self.on_done:
+            self.on_done(command, Outcome.ACKED)
 
     def _on_status(self, frame: Frame) -> None:
         try:
@@ -294,6 +312,9 @@ class PlcLink:
                 self.on_sent(p.command, time.monotonic())
         for p, outcome in ended:
             self._finish(p.command, outcome)
+            with self._lock:
+                if p.seq not in self._pending:   # an ACK may yet come (``_late_ack``)
+                    self._given_up[p.seq] = (p.command, outcome)
         if now >= self._next_beat:
             self._beat += 1
             state = HostState.FAIL_CLOSED if self.fail_closed else HostState.INSPECTING
