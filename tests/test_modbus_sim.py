@@ -5,6 +5,7 @@ import contextlib
 import time
 
 import pytest
+from belt import COUNTS_PER_MM, Belt, wait_until
 
 from edge.config import ModbusMap
 from edge.plc.frames import RELEASE
@@ -12,32 +13,7 @@ from edge.plc.link import Outcome
 from edge.plc.modbus import ModbusDivertLink
 from edge.plc.modbus_sim import SimModbusPlc, written_value
 
-SPEED_MM_S = 2000.0  # a fast belt keeps the tests short
-COUNTS_PER_MM = 10.0
 MAP = ModbusMap(unit=3, address=100, coil_address=37, heartbeat_address=200)
-
-
-class Belt:
-    """Fake belt encoder: counts since construction at SPEED_MM_S; thread-safe."""
-
-    def __init__(self):
-        self.t0 = time.monotonic()
-
-    def __call__(self) -> int:
-        return int((time.monotonic() - self.t0) * SPEED_MM_S * COUNTS_PER_MM)
-
-    def ahead(self, mm: float) -> int:
-        """Encoder count at which a point ``mm`` upstream of the diverter reaches it."""
-        return self() + round(mm * COUNTS_PER_MM)
-
-
-def wait_until(condition, timeout=3.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
 
 
 class Host:

@@ -76,7 +76,35 @@ class LinkStats:
     late_acks: int = 0  # commands given up on, then acknowledged: counted acked after all
 
 
-class PlcLink:
+class CommandLink:
+    """What every PLC link shares, whatever its fieldbus: the callbacks the host sets, the
+    counters, and the one way a command's outcome is recorded and reported."""
+
+    on_done: Callable[[Command, Outcome], None] | None = None
+    on_sent: Callable[[Command, float], None] | None = None
+    on_fault: Callable[[str, str], None] | None = None
+    stats: LinkStats
+
+    def _fault(self, kind: str, detail: str) -> None:
+        if self.on_fault:
+            self.on_fault(kind, detail)
+
+    def _finish(self, command: Command, outcome: Outcome) -> None:
+        """Record ``command``'s one outcome; every outcome but ``acked`` is a lost command and
+        a fault."""
+        self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
+        if outcome == Outcome.ACKED:
+            self.stats.acked += 1
+        else:
+            self.stats.lost.append(command.key)
+        if self.on_done:
+            self.on_done(command, outcome)
+        if outcome != Outcome.ACKED:
+            self._fault("command-lost", f"command for parcel {command.key} "
+                        f"({command.label or 'no label'}) lost: {outcome}")
+
+
+class PlcLink(CommandLink):
     """Host end of the serial link (see module docstring and docs/plc-protocol.md)."""
 
     def __init__(self, url: str, baudrate: int = 115_200, ack_timeout_s: float = 0.05,
@@ -156,20 +184,6 @@ class PlcLink:
         return time.monotonic() - self._last_heard
 
     # --- internals --------------------------------------------------------------------------
-
-    def _fault(self, kind: str, detail: str) -> None:
-        if self.on_fault:
-            self.on_fault(kind, detail)
-
-    def _finish(self, command: Command, outcome: Outcome) -> None:
-        self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
-        if outcome != Outcome.ACKED:
-            self.stats.lost.append(command.key)
-        if self.on_done:
-            self.on_done(command, outcome)
-        if outcome != Outcome.ACKED:
-            self._fault("command-lost", f"command for parcel {command.key} "
-                        f"({command.label or 'no label'}) lost: {outcome}")
 
     def _guarded(self, step: Callable[[], None]) -> None:
         """Run ``step`` until stopped; an exception is a fault, never the end of the thread."""
@@ -258,7 +272,6 @@ class PlcLink:
         if done is None:
             return
         if frame.kind == Kind.ACK:
-            self.stats.acked += 1
             self._finish(done.command, Outcome.ACKED)
         else:
             self._finish(done.command, Outcome.TOO_LATE if reason == NakReason.TOO_LATE

@@ -30,7 +30,7 @@ from pymodbus.exceptions import ModbusException
 
 from edge.config import BLOCK_REGISTERS, ModbusMap
 from edge.plc.frames import Command
-from edge.plc.link import LinkStats, Outcome, new_epoch
+from edge.plc.link import CommandLink, LinkStats, Outcome, new_epoch
 
 # The link reports every failed request itself (outcomes, faults, alarms); pymodbus's own lines
 # (timeouts with hex dumps of the last frames) would repeat them on the operator's console.
@@ -95,7 +95,7 @@ class _PortGone(Exception):
     """The serial port failed or vanished: nothing reached the line, so no attempt is spent."""
 
 
-class ModbusDivertLink:
+class ModbusDivertLink(CommandLink):
     """Modbus RTU master towards the belt PLC (see module docstring and docs/modbus.md).
     ``stats.nak`` counts Modbus exception responses; such an attempt is retried."""
 
@@ -166,22 +166,6 @@ class ModbusDivertLink:
             return len(self._queue) + (self._in_flight is not None)
 
     # --- outcomes and faults ------------------------------------------------------------------
-
-    def _fault(self, kind: str, detail: str) -> None:
-        if self.on_fault:
-            self.on_fault(kind, detail)
-
-    def _finish(self, command: Command, outcome: Outcome) -> None:
-        self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
-        if outcome == Outcome.ACKED:
-            self.stats.acked += 1
-        else:
-            self.stats.lost.append(command.key)
-        if self.on_done:
-            self.on_done(command, outcome)
-        if outcome != Outcome.ACKED:
-            self._fault("command-lost", f"command for parcel {command.key} "
-                        f"({command.label or 'no label'}) lost: {outcome}")
 
     def _end_in_flight(self, pending: Pending, outcome: Outcome) -> None:
         """Report ``pending`` unless ``stop`` took it meanwhile (one outcome per command)."""
