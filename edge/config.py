@@ -7,8 +7,11 @@ then the YAML file given with ``--config``, then the defaults below, which are t
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -20,7 +23,14 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 
 class Section(BaseModel):
@@ -272,42 +282,126 @@ class EdgeConfig(BaseSettings):
                                    dotenv_settings: PydanticBaseSettingsSource,
                                    file_secret_settings: PydanticBaseSettingsSource):
         # Environment beats the file, which arrives as init kwargs.
-        return env_settings, init_settings
+        return _NamingEnvSource(settings_cls), init_settings
+
+
+class _EnvJsonError(ValueError):
+    """An environment variable that must hold JSON and does not; the message names it."""
+
+
+class _NamingEnvSource(EnvSettingsSource):
+    """The environment, whose undecodable JSON values name their variable and field.
+
+    Lists, tables and whole sections (``EDGE_SCANNER__GAP_MM='[200, 800]'``) must be JSON; the
+    stock source then reports only the section ("scanner"), not the variable.
+    """
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except ValueError as exc:
+            name = _env_name_holding(self.env_vars, field_name, value)
+            default = field.get_default(call_default_factory=True) if field else None
+            raise _EnvJsonError(f"environment variable {name} ({_field_of_env(name)}) is not "
+                                f"valid JSON (got {value!r}): {exc}; "
+                                f"{_json_hint(name, default)}") from None
+
+
+def _env_name_holding(env_vars: Mapping[str, str | None], key: str, value: str) -> str:
+    """The EDGE_ variable that sets ``key`` to ``value``, upper-cased as the docs write it."""
+    prefix, key = "edge_", key.lower()
+    for name, held in env_vars.items():
+        lowered = name.lower()
+        if held == value and lowered.startswith(prefix) and \
+                lowered.removeprefix(prefix).split("__")[-1] == key:
+            return name.upper()
+    return f"EDGE_...{key.upper()}"
+
+
+def _field_of_env(name: str) -> str:
+    """The dotted field an EDGE_ variable sets: EDGE_SCANNER__GAP_MM is scanner.gap_mm."""
+    return ".".join(name.lower().removeprefix("edge_").split("__"))
+
+
+def _json_hint(name: str, default: Any) -> str:
+    if isinstance(default, BaseModel):
+        return f"give the section as a JSON object, or one field at a time as {name}__<FIELD>"
+    if isinstance(default, list | tuple):
+        return f"give a JSON list such as {json.dumps(default)}"
+    if isinstance(default, dict):
+        return f"give a JSON object such as {json.dumps(default or {'name': 1})}"
+    return "give it as JSON"
 
 
 class ConfigError(Exception):
     """A config that cannot be used; the message names the field and the reason."""
 
 
-def format_validation_error(error: ValidationError) -> str:
+def _env_names_setting(loc: tuple, environ: Mapping[str, str]) -> list[str]:
+    """The EDGE_ variables that set the field at ``loc`` or a section around it.
+
+    ``loc`` may hold union tags the variable names leave out (scanner.sim.gap_mm is set by
+    EDGE_SCANNER__GAP_MM), so a variable matches when its parts appear in ``loc`` in order.
+    """
+    parts = [str(part).lower() for part in loc]
+    names = []
+    for name in environ:
+        if not name.lower().startswith("edge_"):
+            continue
+        wanted = name.lower().removeprefix("edge_").split("__")
+        rest = iter(parts)
+        if wanted[:1] == parts[:1] and all(part in rest for part in wanted):
+            names.append(name)
+    return sorted(names)
+
+
+def format_validation_error(error: ValidationError,
+                            environ: Mapping[str, str] | None = None) -> str:
+    """One indented line per error: the dotted field, the reason, the value, its variable."""
     lines = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "(root)"
         got = f" (got {item['input']!r})" if item["type"] != "missing" and "input" in item \
             and not isinstance(item["input"], dict) else ""
-        lines.append(f"  {where}: {item['msg']}{got}")
+        names = _env_names_setting(item["loc"], environ or {})
+        origin = f" (from {', '.join(names)})" if names else ""
+        lines.append(f"  {where}: {item['msg']}{got}{origin}")
     return "\n".join(lines)
+
+
+def _read_config_file(path: Path) -> dict:
+    """The YAML mapping in ``path``; every way it can fail is a ConfigError naming the file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte "
+                          f"0x{exc.object[exc.start]:02x} at offset {exc.start}); it must be "
+                          "YAML") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at its top level, "
+                          f"got {type(data).__name__}")
+    return data
 
 
 def load_config(path: Path | str | None = None) -> EdgeConfig:
     """Load the settings tree from an optional YAML file plus the environment."""
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at its top level, "
-                              f"got {type(data).__name__}")
+    data = _read_config_file(Path(path)) if path is not None else {}
     try:
         return EdgeConfig(**data)
     except ValidationError as exc:
         source = f"config file {path}" if path else "config"
-        raise ConfigError(f"{source} is invalid:\n{format_validation_error(exc)}") from None
+        raise ConfigError(f"{source} is invalid:\n"
+                          f"{format_validation_error(exc, os.environ)}") from None
+    except SettingsError as exc:
+        cause = exc.__cause__
+        raise ConfigError(str(cause) if isinstance(cause, _EnvJsonError)
+                          else f"environment: {exc}: {cause}") from None
 
 
 def dump_config(config: EdgeConfig) -> str:

@@ -2,10 +2,12 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
+from edge.cli import main
 from edge.config import ConfigError, EdgeConfig, dump_config, load_config
 
 
@@ -68,6 +70,73 @@ def test_missing_file(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
+def a_directory(tmp_path, monkeypatch):
+    return tmp_path
+
+
+def a_binary_file(tmp_path, monkeypatch):
+    path = tmp_path / "edge.yaml"
+    path.write_bytes(b"\xbc\x00\xff\xfe" + bytes(range(256)))
+    return path
+
+
+def an_unreadable_file(tmp_path, monkeypatch):
+    path = write(tmp_path, "scanner:\n  seed: 1\n")
+    real_read_text = Path.read_text
+
+    def refuse(self, *args, **kwargs):  # chmod 000 does not stop root, so refuse here
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (a_directory, "Is a directory"),
+        (a_binary_file, "not UTF-8 text (byte 0xbc at offset 0)"),
+        (an_unreadable_file, "Permission denied"),
+    ],
+)
+def test_unreadable_file_names_it_and_the_reason(tmp_path, monkeypatch, capsys, make, reason):
+    path = make(tmp_path, monkeypatch)
+    assert main(["--config", str(path), "config", "--show"]) == 2
+    out, err = capsys.readouterr()
+    assert not out and err.count("\n") == 1
+    assert err.startswith("edge: ") and str(path) in err and reason in err
+
+
+@pytest.mark.parametrize(
+    ("env", "fragments"),
+    [
+        # a whole section that is not JSON
+        ({"EDGE_SCANNER": "garbage"},
+         ["EDGE_SCANNER ", "not valid JSON", "'garbage'", "EDGE_SCANNER__<FIELD>"]),
+        # a list that is not JSON
+        ({"EDGE_SCANNER__GAP_MM": "abc"},
+         ["EDGE_SCANNER__GAP_MM", "scanner.gap_mm", "not valid JSON", "'abc'", "[250.0, 900.0]"]),
+        # a table that is not JSON
+        ({"EDGE_DECISION__THRESHOLDS": "notjson"},
+         ["EDGE_DECISION__THRESHOLDS", "decision.thresholds", "not valid JSON", "'notjson'"]),
+        # a number that is not one names its variable too
+        ({"EDGE_SCANNER__BELT_SPEED_MM_S": "fast"},
+         ["belt_speed_mm_s", "valid number", "'fast'", "from EDGE_SCANNER__BELT_SPEED_MM_S"]),
+    ],
+)
+def test_bad_environment_names_variable_and_reason(monkeypatch, capsys, env, fragments):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["config", "--show"]) == 2
+    out, err = capsys.readouterr()
+    assert not out and err.startswith("edge: ")
+    assert all(line.startswith(("edge: ", "  ")) for line in err.splitlines())
+    for fragment in fragments:
+        assert fragment in err
+
+
 def test_cli_reports_bad_config_without_traceback(tmp_path):
     path = write(tmp_path, "scanner:\n  pitch_mm: 100\n")
     result = subprocess.run([sys.executable, "-m", "edge.cli", "--config", str(path), "config",
@@ -87,7 +156,6 @@ def test_cli_show_prints_effective_config(tmp_path):
 
 def test_published_schema_is_current():
     import json
-    from pathlib import Path
 
     published = Path(__file__).resolve().parents[1] / "docs" / "config.schema.json"
     assert json.loads(published.read_text()) == EdgeConfig.model_json_schema(), (
