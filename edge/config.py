@@ -11,7 +11,8 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -21,9 +22,12 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -33,8 +37,40 @@ from pydantic_settings import (
 )
 
 
+def _wants_number(annotation: Any) -> bool:
+    """Whether lax validation would turn true/false into 1/0 for a field of this type."""
+    if annotation in (int, float):
+        return True
+    args = get_args(annotation)
+    return get_origin(annotation) in (Union, UnionType) and bool not in args and \
+        any(map(_wants_number, args))
+
+
+def _bool_for_number(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` holds true/false where ``annotation`` asks for a number."""
+    if isinstance(value, bool):
+        return _wants_number(annotation)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is tuple and isinstance(value, list | tuple):
+        kinds = args[:1] * len(value) if args[-1:] == (Ellipsis,) else args
+        return any(map(_bool_for_number, value, kinds))
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        return any(_bool_for_number(item, args[1]) for item in value.values())
+    return False
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Lax mode reads YAML's true as 1.0 (a belt at 1 mm/s). Strict mode would refuse it but
+    # also the strings environment variables arrive as ("600"), so only booleans are refused.
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if _bool_for_number(value, cls.model_fields[info.field_name].annotation):
+            raise PydanticCustomError("bool_for_number",
+                                      "Input should be a number, not true or false")
+        return value
 
 
 def _type_or(default: str):

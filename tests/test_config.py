@@ -124,6 +124,9 @@ def test_unreadable_file_names_it_and_the_reason(tmp_path, monkeypatch, capsys, 
         # a number that is not one names its variable too
         ({"EDGE_SCANNER__BELT_SPEED_MM_S": "fast"},
          ["belt_speed_mm_s", "valid number", "'fast'", "from EDGE_SCANNER__BELT_SPEED_MM_S"]),
+        # JSON whose booleans stand where numbers belong
+        ({"EDGE_SCANNER__GAP_MM": "[true, 900]"},
+         ["gap_mm", "not true or false", "from EDGE_SCANNER__GAP_MM"]),
     ],
 )
 def test_bad_environment_names_variable_and_reason(monkeypatch, capsys, env, fragments):
@@ -135,6 +138,35 @@ def test_bad_environment_names_variable_and_reason(monkeypatch, capsys, env, fra
     assert all(line.startswith(("edge: ", "  ")) for line in err.splitlines())
     for fragment in fragments:
         assert fragment in err
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("scanner:\n  belt_speed_mm_s: true\n", "scanner.sim.belt_speed_mm_s"),
+        ("scanner:\n  n_pixels: yes\n", "scanner.sim.n_pixels"),  # YAML 1.1 reads yes as true
+        ("scanner:\n  gap_mm: [false, 900]\n", "scanner.sim.gap_mm"),
+        ("decision:\n  thresholds: {knife: true}\n", "decision.thresholds"),
+        ("camera:\n  type: capture\n  source: true\n", "camera.capture.source"),  # int | str
+        ("plc:\n  modbus:\n    unit: true\n", "plc.modbus.unit"),  # a section in a section
+    ],
+)
+def test_true_or_false_is_not_a_number(tmp_path, text, field):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert f"{field}: Input should be a number, not true or false" in str(err.value)
+
+
+def test_numbers_and_flags_from_environment_strings_still_parse(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGE_SCANNER__BELT_SPEED_MM_S", "600")
+    monkeypatch.setenv("EDGE_SCANNER__N_PIXELS", "1024")
+    monkeypatch.setenv("EDGE_SCANNER__GAP_MM", "[200, 800]")
+    monkeypatch.setenv("EDGE_DETECTOR__BOX_VOTING", "true")
+    monkeypatch.setenv("EDGE_DECISION__THRESHOLDS", '{"knife": 0.4}')
+    config = load_config(write(tmp_path, "scanner:\n  realtime: false\n  seed: 1\n"))
+    assert config.scanner.belt_speed_mm_s == 600.0 and config.scanner.n_pixels == 1024
+    assert config.scanner.gap_mm == (200.0, 800.0) and config.scanner.realtime is False
+    assert config.detector.box_voting is True and config.decision.thresholds == {"knife": 0.4}
 
 
 def test_cli_reports_bad_config_without_traceback(tmp_path):
