@@ -206,8 +206,9 @@ def cmd_detect(args) -> int:
         return 2
     conf = config.detector.score_threshold if args.conf is None else args.conf
     failed = 0
-    for result in detect_files(detector, args.paths, conf, config.detector.iou_threshold,
-                               config.detector.box_voting):
+    det = config.detector
+    for result in detect_files(detector, args.paths, conf, det.iou_threshold, det.box_voting,
+                               det.max_image_pixels):
         failed += "error" in result
         print(json.dumps(result) if args.json else describe(result), flush=True)
     return 1 if failed else 0

@@ -199,6 +199,9 @@ SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "parcelnet" 
     "parcelnet.int8.onnx"
 
 
+DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
+
+
 class DetectorConfig(Section):
     """The ONNX detector and its runtime."""
 
@@ -215,6 +218,11 @@ class DetectorConfig(Section):
     iou_threshold: float = Field(0.5, ge=0, le=1, description="IoU above which NMS suppresses.")
     box_voting: bool = Field(False, description="Refine each kept box as the score-weighted "
                              "mean of the boxes NMS suppressed into it (weighted box fusion).")
+    # OpenCV refuses images above 2**30 pixels on its own; real scans are 5-10 megapixels.
+    max_image_pixels: int = Field(DEFAULT_MAX_IMAGE_PIXELS, ge=1_000_000, le=2**30,
+                                  description="edge detect refuses image files whose header "
+                                  "declares more pixels (width x height) than this, before "
+                                  "decoding them: a small file can unpack to gigabytes.")
 
 
 Act = Literal["divert", "alarm", "ignore"]
