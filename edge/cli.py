@@ -317,8 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "time side by side (default: the shipped INT8 model and its FP32 export)")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("detect", help="run the detector on image files (PNG, JPEG, TIFF)")
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p = sub.add_parser("detect", help="run the detector on image files (PNG, JPEG, TIFF) or "
+                       "on the scans in folders")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                   help="an image file, or a folder: the scan files directly inside it "
+                        "(not its subfolders), in name order")
     p.add_argument("--json", action="store_true", help="one JSON object per image and line")
     p.add_argument("--model", type=Path, default=None, help="ONNX model (default: "
                    "detector.model of the config)")

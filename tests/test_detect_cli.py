@@ -165,13 +165,16 @@ def test_read_scan_keeps_depth_and_channels(tmp_path, name, image, shape, dtype)
     ("content", "message"),
     [
         (None, "no such file"),  # nothing written
+        ("folder", "a directory, not an image file"),
         (b"", "not a readable image"),  # empty file
         (b"GIF89a not really", "not a readable image"),  # garbage
     ],
 )
 def test_read_scan_refuses_what_it_cannot_read(tmp_path, content, message):
     path = tmp_path / "scan.png"
-    if content is not None:
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
         path.write_bytes(content)
     with pytest.raises(ScanReadError, match=message):
         read_scan(path)
@@ -277,3 +280,31 @@ def encoded(suffix: str, image: np.ndarray, *params: int) -> bytes:
 )
 def test_image_size_reads_only_the_header(data, size):
     assert image_size(data) == size
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        # scans directly inside, by name; other files and subfolders left alone
+        (["b.png", "a.jpg", "c.TIF", "notes.txt", "sub/d.png"], ["a.jpg", "b.png", "c.TIF"]),
+        ([], None),
+        (["notes.txt", "sub/d.png"], None),
+    ],
+)
+def test_a_folder_stands_for_the_scans_inside_it(tmp_path, model, capsys, names, expected):
+    folder = tmp_path / "scans"
+    (folder / "sub").mkdir(parents=True)
+    for name in names:
+        if name.endswith(".txt"):
+            (folder / name).write_text("not a scan")
+        else:
+            assert cv2.imwrite(str(folder / name), scan(64, 64))
+    code, lines, _ = run_detect(capsys, "--json", "--model", model, folder)
+    results = [json.loads(line) for line in lines]
+    if expected is None:
+        assert code == 1 and len(results) == 1 and results[0]["image"] == str(folder)
+        assert results[0]["error"] == f"{folder}: a directory with no scan files (.png, .jpg, " \
+            ".jpeg, .tif, .tiff) directly inside"
+    else:
+        assert code == 0 and [r["image"] for r in results] == [str(folder / n) for n in expected]
+        assert all(len(r["detections"]) == 1 for r in results)

@@ -35,6 +35,8 @@ def read_scan(path: Path | str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> n
     A file whose header declares more than ``max_pixels`` pixels is refused before decoding.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ScanReadError(f"{path}: a directory, not an image file")
     if not path.is_file():
         raise ScanReadError(f"{path}: no such file")
     # imdecode on the bytes rather than imread on the name: it handles any path the OS
@@ -163,17 +165,36 @@ def detections_as_dicts(found: Detections, classes: Sequence[str]) -> list[dict]
              "box": [round(float(v), 1) for v in found.xyxy[i]]} for i in order]
 
 
+def scans_in(folder: Path) -> list[Path]:
+    """The scan files directly inside ``folder`` (not in its subfolders), sorted by name."""
+    try:
+        return sorted(p for p in folder.iterdir()
+                      if p.suffix.lower() in SCAN_SUFFIXES and p.is_file())
+    except OSError as exc:
+        raise ScanReadError(f"{folder}: cannot list directory: {exc.strerror or exc}") from None
+
+
 def detect_files(detector: Detector, paths: Iterable[Path | str],
                  conf: float | Sequence[float] = 0.25,
                  iou_threshold: float = 0.5, vote: bool = False,
                  max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Iterator[dict]:
     """For each path, ``{"image", "detections"}`` or ``{"image", "error"}``, in order.
 
-    Boxes are xyxy in that image's own pixels. Model faults (``ModelError``) still propagate:
-    they would fail every file alike.
+    A directory stands for the scans directly inside it (``scans_in``); one with none yields
+    an error record. Boxes are xyxy in that image's own pixels. Model faults (``ModelError``)
+    still propagate: they would fail every file alike.
     """
     for path in map(Path, paths):
-        yield detect_file(detector, path, conf, iou_threshold, vote, max_pixels)
+        try:
+            scans = scans_in(path) if path.is_dir() else [path]
+        except ScanReadError as exc:
+            yield {"image": str(path), "error": str(exc)}
+            continue
+        if not scans:
+            yield {"image": str(path), "error": f"{path}: a directory with no scan files "
+                   f"({', '.join(SCAN_SUFFIXES)}) directly inside"}
+        for scan in scans:
+            yield detect_file(detector, scan, conf, iou_threshold, vote, max_pixels)
 
 
 def detect_file(detector: Detector, path: Path, conf: float | Sequence[float],
