@@ -238,8 +238,9 @@ def cmd_detect(args) -> int:
         return 2
     conf = config.detector.score_threshold if args.conf is None else args.conf
     failed = 0
-    for result in detect_files(detector, args.paths, conf, config.detector.iou_threshold,
-                               config.detector.box_voting):
+    det = config.detector
+    for result in detect_files(detector, args.paths, conf, det.iou_threshold, det.box_voting,
+                               det.max_image_pixels):
         failed += "error" in result
         print(json.dumps(result) if args.json else describe(result), flush=True)
     return 1 if failed else 0
@@ -289,8 +290,8 @@ def with_faults(config: EdgeConfig, specs: list[str]) -> EdgeConfig:
     """``config`` with the ``--fault NAME[=VALUE]`` options on top of its ``faults:``."""
     from pydantic import ValidationError
 
-    from edge.config import format_validation_error
-    from edge.faults import FaultsConfig, parse_fault
+    from edge.config import FaultsConfig, format_validation_error
+    from edge.faults import parse_fault
 
     if not specs:
         return config
@@ -376,8 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "time side by side (default: the shipped INT8 model and its FP32 export)")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("detect", help="run the detector on image files (PNG, JPEG, TIFF)")
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p = sub.add_parser("detect", help="run the detector on image files (PNG, JPEG, TIFF) or "
+                       "on the scans in folders")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                   help="an image file, or a folder: the scan files directly inside it "
+                        "(not its subfolders), in name order")
     p.add_argument("--json", action="store_true", help="one JSON object per image and line")
     p.add_argument("--model", type=Path, default=None, help="ONNX model (default: "
                    "detector.model of the config)")

@@ -7,8 +7,12 @@ then the YAML file given with ``--config``, then the defaults below, which are t
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -18,15 +22,55 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
-from edge.faults import SIM_PLC_FAULTS, FaultsConfig
+
+def _wants_number(annotation: Any) -> bool:
+    """Whether lax validation would turn true/false into 1/0 for a field of this type."""
+    if annotation in (int, float):
+        return True
+    args = get_args(annotation)
+    return get_origin(annotation) in (Union, UnionType) and bool not in args and \
+        any(map(_wants_number, args))
+
+
+def _bool_for_number(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` holds true/false where ``annotation`` asks for a number."""
+    if isinstance(value, bool):
+        return _wants_number(annotation)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is tuple and isinstance(value, list | tuple):
+        kinds = args[:1] * len(value) if args[-1:] == (Ellipsis,) else args
+        return any(map(_bool_for_number, value, kinds))
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        return any(_bool_for_number(item, args[1]) for item in value.values())
+    return False
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Lax mode reads YAML's true as 1.0 (a belt at 1 mm/s). Strict mode would refuse it but
+    # also the strings environment variables arrive as ("600"), so only booleans are refused.
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if _bool_for_number(value, cls.model_fields[info.field_name].annotation):
+            raise PydanticCustomError("bool_for_number",
+                                      "Input should be a number, not true or false")
+        return value
 
 
 def _type_or(default: str):
@@ -155,6 +199,9 @@ SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "parcelnet" 
     "parcelnet.int8.onnx"
 
 
+DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
+
+
 class DetectorConfig(Section):
     """The ONNX detector and its runtime."""
 
@@ -171,6 +218,11 @@ class DetectorConfig(Section):
     iou_threshold: float = Field(0.5, ge=0, le=1, description="IoU above which NMS suppresses.")
     box_voting: bool = Field(False, description="Refine each kept box as the score-weighted "
                              "mean of the boxes NMS suppressed into it (weighted box fusion).")
+    # OpenCV refuses images above 2**30 pixels on its own; real scans are 5-10 megapixels.
+    max_image_pixels: int = Field(DEFAULT_MAX_IMAGE_PIXELS, ge=1_000_000, le=2**30,
+                                  description="edge detect refuses image files whose header "
+                                  "declares more pixels (width x height) than this, before "
+                                  "decoding them: a small file can unpack to gigabytes.")
 
 
 Act = Literal["divert", "alarm", "ignore"]
@@ -263,6 +315,60 @@ class PipelineConfig(Section):
                            "alarm (a stall), s.")
 
 
+# Faults injected into the simulated PLC (the rest are the host's own: labels, camera,
+# scanner, encoder, detector, a host restart).
+SIM_PLC_FAULTS = {"noise", "corrupt", "drop_acks", "ack_delay", "nak_busy", "plc_silent",
+                  "port_loss", "modbus_timeout"}
+
+
+class FaultsConfig(Section):
+    """Faults to inject (all off by default). Shares in [0, 1]; durations in seconds."""
+
+    at_s: float = Field(2.0, ge=0, description="When the timed faults (durations) begin, s "
+                        "after the start of the run.")
+    noise: float = Field(0.0, ge=0, le=1, description="Share of PLC frames preceded by line "
+                         "garbage with a stray STX.")
+    corrupt: float = Field(0.0, ge=0, le=1, description="Share of host frames of any type "
+                           "lost on the wire (a failed CRC).")
+    drop_acks: float = Field(0.0, ge=0, le=1, description="Share of commands the PLC applies "
+                             "without acknowledging.")
+    ack_delay: float = Field(0.0, ge=0, le=5, description="The PLC answers this late, s.")
+    nak_busy: float = Field(0.0, ge=0, lt=1, description="Share of commands the PLC refuses "
+                            "as busy (the host resends them).")
+    plc_silent: float = Field(0.0, ge=0, le=600, description="The PLC's serial side goes deaf "
+                              "and mute this long, its port present, s.")
+    port_loss: float = Field(0.0, ge=0, le=600, description="The PLC's port vanishes this "
+                             "long, s.")
+    plc_restart_memory: bool = Field(False, description="The host restarts at at_s (a new "
+                                     "session, keys from 1 again) while the PLC keeps its "
+                                     "memory of the old session's commands.")
+    long_label: float = Field(0.0, ge=0, le=1, description="Share of labels read with 22 "
+                              "more digits in front (an IMpb-length tracking number).")
+    non_ascii_label: float = Field(0.0, ge=0, le=1, description="Share of labels read with a "
+                                   "non-ASCII character in front.")
+    unreadable_label: float = Field(0.0, ge=0, le=1, description="Share of labels that cannot "
+                                    "be read.")
+    camera_down: float = Field(0.0, ge=0, le=600, description="The top camera gives no photo "
+                               "this long, s.")
+    scanner_stall: float = Field(0.0, ge=0, le=600, description="The scanner delivers no "
+                                 "lines this long while the belt runs on (those lines are "
+                                 "lost), s.")
+    encoder_glitch: float = Field(0.0, ge=0, le=10_000, description="One line block's "
+                                  "encoder counts jump this far ahead, mm.")
+    detector_stall: float = Field(0.0, ge=0, le=600, description="One detector call hangs "
+                                  "this long, s.")
+    detector_crash: float = Field(0.0, ge=0, le=600, description="Detector threads die of an "
+                                  "exception on every call for this long, s.")
+    modbus_timeout: float = Field(0.0, ge=0, le=600, description="The Modbus PLC does not "
+                                  "answer this long, s.")
+
+    @property
+    def active(self) -> list[str]:
+        """Names (hyphenated) of the faults switched on."""
+        return [name.replace("_", "-") for name, value in self
+                if name != "at_s" and value]
+
+
 class EdgeConfig(BaseSettings):
     """The root of the settings tree."""
 
@@ -301,42 +407,149 @@ class EdgeConfig(BaseSettings):
                                    dotenv_settings: PydanticBaseSettingsSource,
                                    file_secret_settings: PydanticBaseSettingsSource):
         # Environment beats the file, which arrives as init kwargs.
-        return env_settings, init_settings
+        return _NamingEnvSource(settings_cls), init_settings
+
+
+class _EnvJsonError(ValueError):
+    """An environment variable that must hold JSON and does not; the message names it."""
+
+
+class _NamingEnvSource(EnvSettingsSource):
+    """The environment, whose undecodable JSON values name their variable and field.
+
+    Lists, tables and whole sections (``EDGE_SCANNER__GAP_MM='[200, 800]'``) must be JSON; the
+    stock source then reports only the section ("scanner"), not the variable.
+    """
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except ValueError as exc:
+            name = _env_name_holding(self.env_vars, field_name, value)
+            default = field.get_default(call_default_factory=True) if field else None
+            raise _EnvJsonError(f"environment variable {name} ({_field_of_env(name)}) is not "
+                                f"valid JSON (got {value!r}): {exc}; "
+                                f"{_json_hint(name, default)}") from None
+
+
+def _env_name_holding(env_vars: Mapping[str, str | None], key: str, value: str) -> str:
+    """The EDGE_ variable that sets ``key`` to ``value``, upper-cased as the docs write it."""
+    prefix, key = "edge_", key.lower()
+    for name, held in env_vars.items():
+        lowered = name.lower()
+        if held == value and lowered.startswith(prefix) and \
+                lowered.removeprefix(prefix).split("__")[-1] == key:
+            return name.upper()
+    return f"EDGE_...{key.upper()}"
+
+
+def _field_of_env(name: str) -> str:
+    """The dotted field an EDGE_ variable sets: EDGE_SCANNER__GAP_MM is scanner.gap_mm."""
+    return ".".join(name.lower().removeprefix("edge_").split("__"))
+
+
+def _json_hint(name: str, default: Any) -> str:
+    if isinstance(default, BaseModel):
+        return f"give the section as a JSON object, or one field at a time as {name}__<FIELD>"
+    if isinstance(default, list | tuple):
+        return f"give a JSON list such as {json.dumps(default)}"
+    if isinstance(default, dict):
+        return f"give a JSON object such as {json.dumps(default or {'name': 1})}"
+    return "give it as JSON"
 
 
 class ConfigError(Exception):
     """A config that cannot be used; the message names the field and the reason."""
 
 
-def format_validation_error(error: ValidationError) -> str:
+def _env_names_setting(loc: tuple, environ: Mapping[str, str]) -> list[str]:
+    """The EDGE_ variables that set the field at ``loc`` or a section around it.
+
+    ``loc`` may hold union tags the variable names leave out (scanner.sim.gap_mm is set by
+    EDGE_SCANNER__GAP_MM), so a variable matches when its parts appear in ``loc`` in order.
+    """
+    parts = [str(part).lower() for part in loc]
+    names = []
+    for name in environ:
+        if not name.lower().startswith("edge_"):
+            continue
+        wanted = name.lower().removeprefix("edge_").split("__")
+        rest = iter(parts)
+        if wanted[:1] == parts[:1] and all(part in rest for part in wanted):
+            names.append(name)
+    return sorted(names)
+
+
+def _tags(annotation: Any) -> set[str]:
+    """The union-member tags anywhere in ``annotation``."""
+    found = {m.tag for m in getattr(annotation, "__metadata__", ()) if isinstance(m, Tag)}
+    return found.union(*map(_tags, get_args(annotation)))
+
+
+def _union_tags(model: type[BaseModel]) -> dict[str, set[str]]:
+    """Field -> the tags of its members, for each tagged-union field of ``model``."""
+    return {name: _tags(field.annotation).union(m.tag for m in field.metadata
+                                                 if isinstance(m, Tag))
+            for name, field in model.model_fields.items()}
+
+
+def _as_written(loc: tuple) -> tuple:
+    """pydantic puts the union member in the path (``scanner.sim.belt_speed_mm_s``); a user
+    wrote, and looks for, ``scanner.belt_speed_mm_s``."""
+    if len(loc) > 1 and loc[1] in _union_tags(EdgeConfig).get(loc[0], ()):
+        return (loc[0], *loc[2:])
+    return loc
+
+
+def format_validation_error(error: ValidationError,
+                            environ: Mapping[str, str] | None = None) -> str:
+    """One indented line per error: the dotted field, the reason, the value, its variable."""
     lines = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(root)"
+        where = ".".join(str(part) for part in _as_written(item["loc"])) or "(root)"
         got = f" (got {item['input']!r})" if item["type"] != "missing" and "input" in item \
             and not isinstance(item["input"], dict) else ""
-        lines.append(f"  {where}: {item['msg']}{got}")
+        names = _env_names_setting(item["loc"], environ or {})
+        origin = f" (from {', '.join(names)})" if names else ""
+        lines.append(f"  {where}: {item['msg']}{got}{origin}")
     return "\n".join(lines)
+
+
+def _read_config_file(path: Path) -> dict:
+    """The YAML mapping in ``path``; every way it can fail is a ConfigError naming the file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte "
+                          f"0x{exc.object[exc.start]:02x} at offset {exc.start}); it must be "
+                          "YAML") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at its top level, "
+                          f"got {type(data).__name__}")
+    return data
 
 
 def load_config(path: Path | str | None = None) -> EdgeConfig:
     """Load the settings tree from an optional YAML file plus the environment."""
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at its top level, "
-                              f"got {type(data).__name__}")
+    data = _read_config_file(Path(path)) if path is not None else {}
     try:
         return EdgeConfig(**data)
     except ValidationError as exc:
         source = f"config file {path}" if path else "config"
-        raise ConfigError(f"{source} is invalid:\n{format_validation_error(exc)}") from None
+        detail = format_validation_error(exc, os.environ)
+        if exc.error_count() == 1:   # one error, one line
+            raise ConfigError(f"{source}: {detail.strip()}") from None
+        raise ConfigError(f"{source} is invalid:\n{detail}") from None
+    except SettingsError as exc:
+        cause = exc.__cause__
+        raise ConfigError(str(cause) if isinstance(cause, _EnvJsonError)
+                          else f"environment: {exc}: {cause}") from None
 
 
 def dump_config(config: EdgeConfig) -> str:

@@ -11,62 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field
-
-# Faults injected into the simulated PLC (the rest are the host's own: labels, camera,
-# scanner, encoder, detector, a host restart).
-SIM_PLC_FAULTS = {"noise", "corrupt", "drop_acks", "ack_delay", "nak_busy", "plc_silent",
-                  "port_loss", "modbus_timeout"}
-
-
-class FaultsConfig(BaseModel):
-    """Faults to inject (all off by default). Shares in [0, 1]; durations in seconds."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    at_s: float = Field(2.0, ge=0, description="When the timed faults (durations) begin, s "
-                        "after the start of the run.")
-    noise: float = Field(0.0, ge=0, le=1, description="Share of PLC frames preceded by line "
-                         "garbage with a stray STX.")
-    corrupt: float = Field(0.0, ge=0, le=1, description="Share of host frames of any type "
-                           "lost on the wire (a failed CRC).")
-    drop_acks: float = Field(0.0, ge=0, le=1, description="Share of commands the PLC applies "
-                             "without acknowledging.")
-    ack_delay: float = Field(0.0, ge=0, le=5, description="The PLC answers this late, s.")
-    nak_busy: float = Field(0.0, ge=0, lt=1, description="Share of commands the PLC refuses "
-                            "as busy (the host resends them).")
-    plc_silent: float = Field(0.0, ge=0, le=600, description="The PLC's serial side goes deaf "
-                              "and mute this long, its port present, s.")
-    port_loss: float = Field(0.0, ge=0, le=600, description="The PLC's port vanishes this "
-                             "long, s.")
-    plc_restart_memory: bool = Field(False, description="The host restarts at at_s (a new "
-                                     "session, keys from 1 again) while the PLC keeps its "
-                                     "memory of the old session's commands.")
-    long_label: float = Field(0.0, ge=0, le=1, description="Share of labels read with 22 "
-                              "more digits in front (an IMpb-length tracking number).")
-    non_ascii_label: float = Field(0.0, ge=0, le=1, description="Share of labels read with a "
-                                   "non-ASCII character in front.")
-    unreadable_label: float = Field(0.0, ge=0, le=1, description="Share of labels that cannot "
-                                    "be read.")
-    camera_down: float = Field(0.0, ge=0, le=600, description="The top camera gives no photo "
-                               "this long, s.")
-    scanner_stall: float = Field(0.0, ge=0, le=600, description="The scanner delivers no "
-                                 "lines this long while the belt runs on (those lines are "
-                                 "lost), s.")
-    encoder_glitch: float = Field(0.0, ge=0, le=10_000, description="One line block's "
-                                  "encoder counts jump this far ahead, mm.")
-    detector_stall: float = Field(0.0, ge=0, le=600, description="One detector call hangs "
-                                  "this long, s.")
-    detector_crash: float = Field(0.0, ge=0, le=600, description="Detector threads die of an "
-                                  "exception on every call for this long, s.")
-    modbus_timeout: float = Field(0.0, ge=0, le=600, description="The Modbus PLC does not "
-                                  "answer this long, s.")
-
-    @property
-    def active(self) -> list[str]:
-        """Names (hyphenated) of the faults switched on."""
-        return [name.replace("_", "-") for name, value in self
-                if name != "at_s" and value]
+from edge.config import FaultsConfig
 
 
 def parse_fault(text: str) -> tuple[str, object]:

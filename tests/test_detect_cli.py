@@ -1,14 +1,17 @@
 """``edge detect`` on image files, end to end through a real ONNX graph with a planted box."""
 
 import json
+import struct
+import zlib
 
 import cv2
 import numpy as np
 import pytest
 from test_model import SIZE, planted_head, write_model
 
+import edge.detect.files
 from edge.cli import main
-from edge.detect.files import ScanReadError, read_scan
+from edge.detect.files import ScanReadError, image_size, read_scan
 
 # One gun, stride 16 cell (1, 2), +-1.5 strides: [0, 16, 48, 64] in model-input pixels.
 PLANTED_INPUT_BOX = np.array([0, 16, 48, 64], np.float64)
@@ -162,13 +165,146 @@ def test_read_scan_keeps_depth_and_channels(tmp_path, name, image, shape, dtype)
     ("content", "message"),
     [
         (None, "no such file"),  # nothing written
+        ("folder", "a directory, not an image file"),
         (b"", "not a readable image"),  # empty file
         (b"GIF89a not really", "not a readable image"),  # garbage
     ],
 )
 def test_read_scan_refuses_what_it_cannot_read(tmp_path, content, message):
     path = tmp_path / "scan.png"
-    if content is not None:
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
         path.write_bytes(content)
     with pytest.raises(ScanReadError, match=message):
         read_scan(path)
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A valid 1-bit black PNG: about 50 KB on disk for 20,000 x 20,000 px, which OpenCV
+    decodes into a 400 MB 8-bit image."""
+    packer, row = zlib.compressobj(9), bytes(1 + (width + 7) // 8)  # filter byte, then bits
+    rows_per_piece = 1000
+    idat = b"".join(packer.compress(row * min(rows_per_piece, height - done))
+                    for done in range(0, height, rows_per_piece)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat) + \
+        png_chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> list[int]:
+    """The byte counts of the files the decoder was handed, in order."""
+    calls, real = [], edge.detect.files._quiet_decode
+
+    def counted(data):
+        calls.append(data.size)
+        return real(data)
+
+    monkeypatch.setattr(edge.detect.files, "_quiet_decode", counted)
+    return calls
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path, model, capsys, decodes):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(bomb_png(20_000, 20_000))
+    good = write_good(tmp_path)[:2]
+    code, lines, _ = run_detect(capsys, "--json", "--model", model, good[0], bomb, good[1])
+    assert code == 1
+    results = [json.loads(line) for line in lines]
+    assert [r["image"] for r in results] == [str(good[0]), str(bomb), str(good[1])]
+    assert "detections" in results[0] and "detections" in results[2]
+    error = results[1]["error"]
+    assert str(bomb) in error and "20000 x 20000 = 400,000,000 pixels" in error
+    assert "limit of 100,000,000" in error and "detector.max_image_pixels" in error
+    assert bomb.stat().st_size not in decodes and len(decodes) == 2  # the bomb never decoded
+
+
+@pytest.mark.parametrize("name", [name for name, _ in GOOD[:3]])  # PNG, JPEG, TIFF
+def test_pixel_limit_holds_for_every_format(tmp_path, name, decodes):
+    path = write_good(tmp_path)[[n for n, _ in GOOD].index(name)]
+    height, width = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[:2]
+    with pytest.raises(ScanReadError, match=f"{width} x {height} = .* above the limit of 100"):
+        read_scan(path, max_pixels=100)
+    assert not decodes
+    assert read_scan(path, max_pixels=width * height).shape[:2] == (height, width)
+
+
+def tiff_header(order: str, width: int, height: int, big: bool = False) -> bytes:
+    """A TIFF (or BigTIFF) header whose only IFD holds width (LONG) and height (SHORT)."""
+    mark = b"II" if order == "<" else b"MM"
+    if big:
+        head = mark + struct.pack(order + "HHHQ", 43, 8, 0, 16)
+        entries = struct.pack(order + "HHQQ", 256, 4, 1, width) + \
+            struct.pack(order + "HHQH6x", 257, 3, 1, height)
+        return head + struct.pack(order + "Q", 2) + entries
+    head = mark + struct.pack(order + "HI", 42, 8)
+    entries = struct.pack(order + "HHII", 256, 4, 1, width) + \
+        struct.pack(order + "HHIH2x", 257, 3, 1, height)
+    return head + struct.pack(order + "H", 2) + entries
+
+
+def encoded(suffix: str, image: np.ndarray, *params: int) -> bytes:
+    ok, data = cv2.imencode(suffix, image, list(params))
+    assert ok
+    return data.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("data", "size"),
+    [
+        (encoded(".png", scan(30, 40)), (40, 30)),
+        (encoded(".png", scan(31, 41, np.uint16, 3)), (41, 31)),
+        (encoded(".jpg", scan(32, 42, channels=3)), (42, 32)),
+        (encoded(".jpg", scan(33, 43), cv2.IMWRITE_JPEG_PROGRESSIVE, 1), (43, 33)),
+        (encoded(".tif", scan(34, 44, np.uint16)), (44, 34)),
+        (encoded(".tif", scan(35, 45, channels=3), cv2.IMWRITE_TIFF_COMPRESSION, 1), (45, 35)),
+        (tiff_header(">", 70_000, 300), (70_000, 300)),  # big-endian
+        (tiff_header("<", 70_000, 300, big=True), (70_000, 300)),  # BigTIFF
+        (bomb_png(20_000, 10), (20_000, 10)),
+        # damaged or foreign headers: no size, so nothing is decoded
+        (b"", None),
+        (b"GIF89a not really", None),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", None),  # ends inside the first chunk
+        (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IDAT", bytes(13)), None),  # IHDR missing
+        (b"\xff\xd8\xff\xda\x00\x02", None),  # JPEG scan data before any frame header
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", None),  # JPEG cut short
+        (tiff_header("<", 0, 300), None),  # zero width
+        (b"II\x2b\x00" + bytes(4), None),  # BigTIFF cut short
+        (b"II\x07\x00" + bytes(12), None),  # not a TIFF version
+    ],
+)
+def test_image_size_reads_only_the_header(data, size):
+    assert image_size(data) == size
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        # scans directly inside, by name; other files and subfolders left alone
+        (["b.png", "a.jpg", "c.TIF", "notes.txt", "sub/d.png"], ["a.jpg", "b.png", "c.TIF"]),
+        ([], None),
+        (["notes.txt", "sub/d.png"], None),
+    ],
+)
+def test_a_folder_stands_for_the_scans_inside_it(tmp_path, model, capsys, names, expected):
+    folder = tmp_path / "scans"
+    (folder / "sub").mkdir(parents=True)
+    for name in names:
+        if name.endswith(".txt"):
+            (folder / name).write_text("not a scan")
+        else:
+            assert cv2.imwrite(str(folder / name), scan(64, 64))
+    code, lines, _ = run_detect(capsys, "--json", "--model", model, folder)
+    results = [json.loads(line) for line in lines]
+    if expected is None:
+        assert code == 1 and len(results) == 1 and results[0]["image"] == str(folder)
+        assert results[0]["error"] == f"{folder}: a directory with no scan files (.png, .jpg, " \
+            ".jpeg, .tif, .tiff) directly inside"
+    else:
+        assert code == 0 and [r["image"] for r in results] == [str(folder / n) for n in expected]
+        assert all(len(r["detections"]) == 1 for r in results)

@@ -4,9 +4,9 @@ start-up errors of ``edge run`` (one line naming the field, exit 2, no traceback
 import pytest
 
 from edge.cli import main, with_faults
-from edge.config import ConfigError, EdgeConfig
+from edge.config import ConfigError, EdgeConfig, FaultsConfig
 from edge.failsafe import FailSafe
-from edge.faults import Faults, FaultsConfig, parse_fault
+from edge.faults import Faults, parse_fault
 
 
 @pytest.mark.parametrize(("text", "expected"), [
