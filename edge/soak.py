@@ -58,8 +58,11 @@ def soak_config(name: str, faults: dict, speed: float, seed: int):
 
     modbus = "modbus" in name
     return EdgeConfig(
+        # Dense parcels on the slow belt, so a few seconds hold several; the fast belt keeps
+        # the usual gaps, which the simulator renders about twice as fast as real time.
         scanner={"seed": seed, "belt_speed_mm_s": speed, "threat_share": 0.7,
-                 "n_pixels": SOAK_PIXELS, "gap_mm": (100.0, 300.0)},
+                 "n_pixels": SOAK_PIXELS,
+                 "gap_mm": (100.0, 300.0) if speed <= 1000 else (250.0, 900.0)},
         # Two seconds of belt between scanner and diverter: the simulator's bursts of parcel
         # composition must not be what makes a fast row miss its deadlines.
         plc={"type": "sim-modbus" if modbus else "sim",
