@@ -88,7 +88,7 @@ def soak_row(name: str, faults: dict, speed: float, seconds: float, seed: int = 
         "threat_parcels": summary["threat_parcels"],
         "passed_threats": summary["missed_threats"],
         "false_diverts": summary["false_diverts"], "uninspected": summary["uninspected"],
-        "alarms": summary["alarms"],
+        "alarms": summary["alarms"], "alarm_kinds": summary["alarm_kinds"],
         "alarm_after_s": None if first is None else round(first - started - FAULT_AT_S, 2),
         "applied_twice": sum(n > 1 for n in applied.values()),
         "lost_counted": summary["lost_commands"], "lost_seen": len(never_applied),

@@ -54,8 +54,8 @@ def test_frame_layout_as_bytes():
     assert frame == bytes([STX]) + body + struct.pack(">H", crc16_bitwise(body))
     assert ack(9, 5).encode()[:5] == bytes([0x02, 0x01, 0x09, 0x02, 0x05])
     assert nak(1, 7, NakReason.TOO_LATE).encode()[4:6] == bytes([7, 2])
-    assert status(3, DivertAll.WATCHDOG, 258, 7).encode()[4:14] == \
-        bytes([1, 1, 0, 0, 1, 2, 0, 0, 0, 7])
+    assert status(3, DivertAll.WATCHDOG, 258, 7, 2).encode()[4:18] == \
+        bytes([1, 1, 0, 0, 1, 2, 0, 0, 0, 7, 0, 0, 0, 2])
 
 
 def test_command_payload_layout_and_round_trip():
@@ -110,8 +110,8 @@ def test_malformed_command_payloads_refused(payload):
 def test_heartbeat_and_status_payloads_round_trip():
     beat = Frame(0, Kind.HEARTBEAT, heartbeat(0, 9, 77, HostState.FAIL_CLOSED).payload)
     assert Heartbeat.unpack(beat.payload) == Heartbeat(9, 77, HostState.FAIL_CLOSED)
-    assert Status.unpack(status(1, DivertAll.HOST_FAIL_CLOSED, 5, 77).payload) == \
-        Status(True, DivertAll.HOST_FAIL_CLOSED, 5, 77)
+    assert Status.unpack(status(1, DivertAll.HOST_FAIL_CLOSED, 5, 77, 3).payload) == \
+        Status(True, DivertAll.HOST_FAIL_CLOSED, 5, 77, 3)
     assert Status.unpack(status(1, DivertAll.NO, 5, 77).payload).divert_all is False
     with pytest.raises(ValueError, match="seq"):
         Frame(256, Kind.ACK).encode()

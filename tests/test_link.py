@@ -201,12 +201,18 @@ def test_a_status_saying_the_watchdog_tripped_is_a_fault():
     _, faults = recorder(link)
     link.start()
     try:
-        peer.send(frames.status(1, DivertAll.NO, 0))
-        peer.send(frames.status(2, DivertAll.WATCHDOG, 0))
-        peer.send(frames.status(3, DivertAll.WATCHDOG, 0))   # the same trip, reported again
-        assert wait_for(lambda: "plc-watchdog" in faults)
+        epoch = link.epoch
+        for seq, why, epoch_followed, trips in [
+            (1, DivertAll.WATCHDOG, 0, 1),      # waiting for a host at power-up: not ours
+            (2, DivertAll.NO, epoch, 1),        # it hears us: the count so far is the baseline
+            (3, DivertAll.WATCHDOG, epoch, 2),  # a trip while it followed us
+            (4, DivertAll.WATCHDOG, epoch, 2),  # the same trip, reported again
+            (5, DivertAll.NO, epoch, 3),        # one we could not hear (the line was down)
+        ]:
+            peer.send(frames.status(seq, why, 0, epoch_followed, trips))
+        assert wait_for(lambda: faults.count("plc-watchdog") == 2)
         time.sleep(0.1)
-        assert faults.count("plc-watchdog") == 1 and link.stats.watchdog_reports == 1
+        assert faults.count("plc-watchdog") == 2 and link.stats.watchdog_reports == 2
     finally:
         link.stop()
         peer.close()

@@ -253,6 +253,7 @@ def test_a_silent_plc_is_noticed_and_its_watchdog_reported():
     faults = []
     with plc_and_host() as (belt, sim, link):
         link.on_fault = lambda kind, detail: faults.append(kind)
+        assert wait_until(lambda: link.plc_status is not None)
         sim.go_silent(1.0)
         assert wait_until(lambda: "plc-silent" in faults, timeout=2.0)
         assert wait_until(lambda: "plc-watchdog" in faults, timeout=2.0)   # once it speaks

@@ -133,7 +133,7 @@ class Command:
 
 
 _HEARTBEAT = struct.Struct(">IIB")  # counter, epoch, state
-_STATUS = struct.Struct(">BBII")  # divert-all (0/1), why, parcels diverted, epoch followed
+_STATUS = struct.Struct(">BBIII")  # divert-all (0/1), why, diverted, epoch followed, trips
 
 
 @dataclass(frozen=True)
@@ -155,13 +155,14 @@ class Status:
     why: int  # DivertAll
     diverted: int  # parcels diverted since power-up
     epoch: int  # the host session the PLC last heard
+    trips: int = 0  # watchdog trips since power-up: a trip the host could not hear still counts
 
     @classmethod
     def unpack(cls, payload: bytes) -> Status:
         if len(payload) != _STATUS.size:
             raise ValueError(f"status payload of {len(payload)} bytes is malformed")
-        divert_all, why, diverted, epoch = _STATUS.unpack(payload)
-        return cls(bool(divert_all), why, diverted, epoch)
+        divert_all, why, diverted, epoch, trips = _STATUS.unpack(payload)
+        return cls(bool(divert_all), why, diverted, epoch, trips)
 
 
 def ack(seq: int, acked: int) -> Frame:
@@ -177,9 +178,10 @@ def heartbeat(seq: int, counter: int, epoch: int = 0,
     return Frame(seq, Kind.HEARTBEAT, _HEARTBEAT.pack(counter & 0xFFFFFFFF, epoch, int(state)))
 
 
-def status(seq: int, why: DivertAll, diverted: int, epoch: int = 0) -> Frame:
+def status(seq: int, why: DivertAll, diverted: int, epoch: int = 0, trips: int = 0) -> Frame:
     return Frame(seq, Kind.STATUS, _STATUS.pack(why != DivertAll.NO, int(why),
-                                                diverted & 0xFFFFFFFF, epoch))
+                                                diverted & 0xFFFFFFFF, epoch,
+                                                trips & 0xFFFFFFFF))
 
 
 # --- decoding -----------------------------------------------------------------------------------

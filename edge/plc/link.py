@@ -72,7 +72,7 @@ class LinkStats:
     lost: list[int] = field(default_factory=list)  # keys of commands that did not take effect
     reconnects: int = 0
     silences: int = 0  # times the PLC went silent for silent_s with the port present
-    watchdog_reports: int = 0  # STATUS frames saying the PLC's watchdog tripped
+    watchdog_reports: int = 0  # watchdog trips of the PLC while it followed this session
     late_acks: int = 0  # commands given up on, then acknowledged: counted acked after all
 
 
@@ -121,6 +121,7 @@ class PlcLink(CommandLink):
         self.on_done, self.on_sent, self.on_fault = on_done, on_sent, on_fault
         self.fail_closed = False  # what the heartbeats tell the PLC
         self.plc_status: Status | None = None
+        self._trips_seen: int | None = None  # the PLC's trip count, once it follows us
         self.stats = LinkStats()
         self._seq = 0
         self._pending: dict[int, Pending] = {}
@@ -293,12 +294,19 @@ class PlcLink(CommandLink):
             status = Status.unpack(frame.payload)
         except ValueError:
             return
-        was = self.plc_status
         self.plc_status = status
-        tripped = status.why == DivertAll.WATCHDOG
-        if tripped and (was is None or was.why != DivertAll.WATCHDOG):
-            self.stats.watchdog_reports += 1
-            self._fault("plc-watchdog", "the PLC's watchdog tripped: it diverts every parcel")
+        ours = status.epoch == self.epoch
+        if self._trips_seen is None:   # the count before this session, as first heard
+            self._trips_seen = status.trips - (ours and status.why == DivertAll.WATCHDOG)
+        if not ours:
+            # Not heard by the PLC yet: a trip now is the PLC waiting for a host.
+            self._trips_seen = status.trips
+        elif status.trips > self._trips_seen:
+            # Counted, not only seen: a trip while the line was down is reported afterwards.
+            self.stats.watchdog_reports += status.trips - self._trips_seen
+            self._trips_seen = status.trips
+            self._fault("plc-watchdog", "the PLC's watchdog tripped: it diverted every parcel "
+                        "until it heard this host again")
 
     def _send_once(self) -> None:
         now = time.monotonic()

@@ -385,7 +385,7 @@ class SimPlc:
 
     def _queue_status(self) -> None:
         self._queue(frames.status(self._next_seq(), self._divert_all(), self._diverted,
-                                  self._epoch))
+                                  self._epoch, self.stats.watchdog_trips))
 
     def _queue(self, frame: Frame, delay: float = 0.0) -> None:
         with self._lock:
