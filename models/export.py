@@ -42,8 +42,11 @@ CALIBRATION_TILES = 256
 def load_ema(checkpoint: Path) -> tuple[ParcelNet, dict]:
     ckpt = torch.load(checkpoint, map_location="cpu")
     args = ckpt["args"]
+    # The checkpoint holds every weight: no ImageNet weights are read for an export.
     model = ParcelNet(len(THREAT_CLASSES), blocks=tuple(args.get("blocks", BLOCKS)),
-                      decoupled=args.get("decoupled", False))
+                      decoupled=args.get("decoupled", False),
+                      backbone=args.get("backbone", "parcelnet"),
+                      frozen=args.get("frozen", 3), pretrained=False)
     model.load_state_dict(upgrade_state(ckpt["ema"]))
     return model.eval(), ckpt
 

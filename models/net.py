@@ -80,18 +80,35 @@ def stage(c_in: int, c_out: int, blocks: int) -> nn.Sequential:
     return nn.Sequential(conv(c_in, c_out, 2), *(Residual(c_out) for _ in range(blocks)))
 
 
+BACKBONES = ("parcelnet", "lite0")
+
+
 class ParcelNet(nn.Module):
+    """The detector. ``backbone`` "parcelnet" is our own residual backbone, trained from
+    random weights; "lite0" is EfficientNet-Lite0 with ImageNet weights (``models/lite0.py``,
+    its stem and first ``frozen`` blocks kept as trained). The pyramid and head are the same."""
+
     def __init__(self, classes: int, width: tuple[int, ...] = (16, 32, 48, 96, 160),
                  neck: int = 64, blocks: tuple[int, ...] = BLOCKS,
-                 decoupled: bool = False):
+                 decoupled: bool = False, backbone: str = "parcelnet", frozen: int = 3,
+                 pretrained: bool = True):
         super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONES)}")
         self.classes = classes
-        self.stem = conv(3, width[0], 2)
-        self.s4 = stage(width[0], width[1], blocks[0])
-        self.s8 = stage(width[1], width[2], blocks[1])
-        self.s16 = stage(width[2], width[3], blocks[2])
-        self.s32 = stage(width[3], width[4], blocks[3])
-        self.lateral = nn.ModuleList(conv(c, neck, k=1) for c in width[2:])
+        self.lite0 = None
+        if backbone == "lite0":
+            from models.lite0 import Lite0Backbone
+            self.lite0 = Lite0Backbone(pretrained, frozen)
+            taps = Lite0Backbone.channels
+        else:
+            self.stem = conv(3, width[0], 2)
+            self.s4 = stage(width[0], width[1], blocks[0])
+            self.s8 = stage(width[1], width[2], blocks[1])
+            self.s16 = stage(width[2], width[3], blocks[2])
+            self.s32 = stage(width[3], width[4], blocks[3])
+            taps = width[2:]
+        self.lateral = nn.ModuleList(conv(c, neck, k=1) for c in taps)
         self.smooth = nn.ModuleList(conv(neck, neck) for _ in STRIDES)
         self.tower = LevelTower(LevelConv(neck, len(STRIDES)) for _ in range(2))
         # Classes and boxes from towers of their own: a shared tower lets the box loss shape
@@ -105,9 +122,12 @@ class ParcelNet(nn.Module):
         nn.init.constant_(self.box.bias, 1.5)
 
     def levels(self, x: torch.Tensor) -> list[torch.Tensor]:
-        c8 = self.s8(self.s4(self.stem(x)))
-        c16 = self.s16(c8)
-        c32 = self.s32(c16)
+        if self.lite0 is not None:
+            c8, c16, c32 = self.lite0(x)
+        else:
+            c8 = self.s8(self.s4(self.stem(x)))
+            c16 = self.s16(c8)
+            c32 = self.s32(c16)
         p32 = self.lateral[2](c32)
         p16 = self.lateral[1](c16) + F.interpolate(p32, scale_factor=2.0, mode="nearest")
         p8 = self.lateral[0](c8) + F.interpolate(p16, scale_factor=2.0, mode="nearest")

