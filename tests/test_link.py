@@ -7,6 +7,7 @@ import time
 import tty
 
 import pytest
+from belt import wait_until
 
 from edge.plc import frames
 from edge.plc.frames import RELEASE, Command, DivertAll, Kind
@@ -72,15 +73,6 @@ class Peer:
         os.close(self._slave)
 
 
-def wait_for(condition, timeout=3.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 @pytest.mark.parametrize(
     ("peer_args", "min_received"),
     [
@@ -97,11 +89,11 @@ def test_every_command_applied_exactly_once(peer_args, min_received):
         ids = [f"EDG00000{n:04d}" for n in range(5)]
         for n, parcel_id in enumerate(ids):
             link.send(n + 1, 1000 * n, n % 2, parcel_id)
-        assert wait_for(lambda: link.unacked == 0), f"unacked: {link.unacked}"
+        assert wait_until(lambda: link.unacked == 0), f"unacked: {link.unacked}"
         assert sorted(peer.applied) == ids  # each once, none lost
         assert len(peer.received) >= len(ids) + min_received - 1
         assert link.stats.lost == []
-        assert wait_for(lambda: peer.heartbeats >= 2)
+        assert wait_until(lambda: peer.heartbeats >= 2)
     finally:
         link.stop()
         peer.close()
@@ -122,7 +114,7 @@ def test_unanswered_command_is_reported_lost_after_bounded_retries():
     link.start()
     try:
         link.send(77, 5, RELEASE, "EDG000000077")
-        assert wait_for(lambda: done)
+        assert wait_until(lambda: done)
         assert done == {77: Outcome.UNANSWERED} and link.stats.lost == [77]
         assert "command-lost" in faults   # a lost command is a fault, never quiet
         assert len(peer.received) == 3  # sent once, resent twice, then given up
@@ -142,7 +134,7 @@ def test_a_refused_command_is_counted_lost_and_is_a_fault(reason, outcome):
     link.start()
     try:
         link.send(3, 10, RELEASE, "EDG3")
-        assert wait_for(lambda: done)
+        assert wait_until(lambda: done)
         assert done == {3: outcome} and link.stats.lost == [3] and faults == ["command-lost"]
     finally:
         link.stop()
@@ -173,7 +165,7 @@ def test_an_outage_never_crashes_the_link_and_commands_expire():
         for key in range(1, 2 * MAX_IN_FLIGHT + 2):
             link.send(key, key, 1, f"EDG{key}", expires_at=soon if key % 2 else 1e12)
         assert link.unacked <= MAX_IN_FLIGHT
-        assert wait_for(lambda: Outcome.EXPIRED in done.values())
+        assert wait_until(lambda: Outcome.EXPIRED in done.values())
         assert Outcome.OVERFLOW in done.values()
         assert len(done) + link.unacked == 2 * MAX_IN_FLIGHT + 1   # each accounted once
     finally:
@@ -188,7 +180,7 @@ def test_any_label_is_sent():
         labels = ["9205" + "5" * 30, "ÉDG0001", "", "\udcffX"]
         for key, label in enumerate(labels, 1):
             link.send(key, 10 * key, RELEASE, label)
-        assert wait_for(lambda: link.unacked == 0)
+        assert wait_until(lambda: link.unacked == 0)
         assert peer.applied == ["9205" + "5" * 30, "ÉDG0001", "", "?X"]
     finally:
         link.stop()
@@ -210,7 +202,7 @@ def test_a_status_saying_the_watchdog_tripped_is_a_fault():
             (5, DivertAll.NO, epoch, 3),        # one we could not hear (the line was down)
         ]:
             peer.send(frames.status(seq, why, 0, epoch_followed, trips))
-        assert wait_for(lambda: faults.count("plc-watchdog") == 2)
+        assert wait_until(lambda: faults.count("plc-watchdog") == 2)
         time.sleep(0.1)
         assert faults.count("plc-watchdog") == 2 and link.stats.watchdog_reports == 2
     finally:
@@ -233,7 +225,7 @@ def test_port_vanishes_and_comes_back_without_losing_queued_commands(tmp_path):
     link = PlcLink(str(device), ack_timeout_s=0.05, max_attempts=200).start()
     try:
         link.send(1, 10, RELEASE, "EDG000000001")
-        assert wait_for(lambda: link.unacked == 0)
+        assert wait_until(lambda: link.unacked == 0)
         device.unlink()
         first.close()  # unplugged
         for n in range(2, 5):  # queued while the port is gone
@@ -242,7 +234,7 @@ def test_port_vanishes_and_comes_back_without_losing_queued_commands(tmp_path):
         second = Peer()
         device.symlink_to(second.path)  # plugged back in
         try:
-            assert wait_for(lambda: link.unacked == 0, timeout=5)
+            assert wait_until(lambda: link.unacked == 0, timeout=5)
             assert sorted(second.applied) == ["EDG000000002", "EDG000000003", "EDG000000004"]
             assert link.stats.reconnects >= 1 and link.stats.lost == []
         finally:
@@ -257,17 +249,17 @@ def test_a_write_on_a_port_closed_under_it_reconnects_instead_of_raising():
     peer = Peer()
     link = PlcLink(peer.path).start()
     try:
-        assert wait_for(lambda: peer.heartbeats > 0)
+        assert wait_until(lambda: peer.heartbeats > 0)
         port = link._port
         fd, port.fd = port.fd, None   # the instant inside close(), held still
         try:
             link._write(frames.heartbeat(0, 1).encode())
-            assert wait_for(lambda: link.stats.reconnects >= 1 and link._port is not port)
+            assert wait_until(lambda: link.stats.reconnects >= 1 and link._port is not port)
         finally:
             os.close(fd)
         heard = peer.heartbeats
         link.send(1, 10, 1, "EDG000000001")
-        assert wait_for(lambda: link.unacked == 0 and peer.heartbeats > heard)
+        assert wait_until(lambda: link.unacked == 0 and peer.heartbeats > heard)
     finally:
         link.stop()
         peer.close()
@@ -283,10 +275,10 @@ def test_an_ack_after_the_command_was_given_up_on_counts_it_acked():
     link.start()
     try:
         link.send(5, 50, RELEASE, "EDG5")
-        assert wait_for(lambda: outcomes)
+        assert wait_until(lambda: outcomes)
         assert outcomes == [(5, Outcome.UNANSWERED)] and link.stats.lost == [5]
         peer.send(frames.ack(9, 1))   # the ACK of SEQ 1, late
-        assert wait_for(lambda: len(outcomes) == 2)
+        assert wait_until(lambda: len(outcomes) == 2)
         assert outcomes[1] == (5, Outcome.ACKED) and link.stats.lost == []
         assert link.stats.outcomes == {Outcome.UNANSWERED: 0, Outcome.ACKED: 1}
         assert link.stats.late_acks == 1
