@@ -504,9 +504,19 @@ def run(config: EdgeConfig, duration_s: float | None = None, summary_path: Path 
     hub.log(f"detector: {getattr(hub.detector, 'name', '?')}; PLC: {config.plc.type}"
             + (f"; injected faults: {', '.join(faults)}" if faults else ""))
     summary = hub.run(duration_s)
+    hub.log(summary_line(summary))
     if summary_path:
         Path(summary_path).write_text(json.dumps(summary, indent=1) + "\n")
     return 0
+
+
+def summary_line(summary: dict) -> str:
+    """The run in one line, for the operator's console (the JSON summary has the rest)."""
+    kinds = ", ".join(f"{k} {n}" for k, n in summary["alarm_kinds"].items())
+    return (f"summary: {summary['parcels']} parcels, {summary['diverted']} diverted "
+            f"({summary['uninspected']} uninspected), {summary['missed_threats']} threats "
+            f"missed, {summary['false_diverts']} false diverts, {summary['lost_commands']} "
+            f"commands lost, {summary['alarms']} alarms" + (f" ({kinds})" if kinds else ""))
 
 
 def print_verdict(parcel: Parcel, verdict: Verdict) -> None:

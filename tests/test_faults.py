@@ -138,3 +138,13 @@ def test_a_photo_nobody_claimed_does_not_stop_the_next_match():
     photo, _ = matcher.match(1095, 1500)
     assert photo is not None and photo.encoder == 1000
     assert len(matcher.photos) == 1
+
+
+def test_edge_run_ends_with_a_summary_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("EDGE_CALIBRATION_DIR", str(tmp_path))
+    monkeypatch.setenv("EDGE_SCANNER__BELT_SPEED_MM_S", "1500")
+    assert main(["run", "--duration", "2", "--fault", "plc-silent=0.8", "--fault",
+                 "at-s=0.5"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("summary: ") and "threats missed" in last
+    assert "plc-silent" in last   # the alarm the injected fault raised, by kind
