@@ -282,6 +282,51 @@ def not_callable(m: dict, args, grey: bool) -> str:
     return ""
 
 
+def detection_scores(dets, box, label: str, detector) -> dict:
+    """Best score of a detection of the right class with IoU >= 0.5 (0 when none), the best of
+    any class, and that box's class."""
+    if dets is None:
+        return {"det_score": float("nan"), "det_any": float("nan"), "det_as": ""}
+    from edge.detect.metrics import box_iou
+    iou = box_iou(dets.xyxy, np.asarray(box)[None])[:, 0]
+    near = iou >= 0.5
+    classes = detector.info.classes
+    right = near & (dets.class_id == classes.index(label))
+    best_any = int(np.argmax(np.where(near, dets.score, -1))) if near.any() else -1
+    return {"det_score": float(dets.score[right].max()) if right.any() else 0.0,
+            "det_any": float(dets.score[best_any]) if best_any >= 0 else 0.0,
+            "det_as": classes[int(dets.class_id[best_any])] if best_any >= 0 else ""}
+
+
+def attribute_false_alarms(dets, scanner, placed, first: int, count: int, record: dict,
+                           classes, width: int, height: int) -> list[tuple[str, str, float]]:
+    """Detections scoring >= 0.25 that overlap no labelled threat of the image (IoU < 0.1 with
+    every one, neighbours' included), each named after the benign item of this parcel it fits
+    best (IoU >= 0.3 with the item's own box), else 'clutter'."""
+    from edge.detect.metrics import box_iou
+    strong = dets.score >= 0.25
+    if not strong.any():
+        return []
+    truth = scanner.truth(first, count)
+    threat_boxes = np.concatenate([t.boxes for t in truth]) if truth else np.zeros((0, 4))
+    xyxy, cls, score = dets.xyxy[strong], dets.class_id[strong], dets.score[strong]
+    free = box_iou(xyxy, threat_boxes).max(1, initial=0.0) < 0.1
+    items, fams = [], []
+    for lab, fam, fp in record["items"]:
+        if lab is None and fp is not None and fp.att_hi.max() > OWN_ATT:
+            b = fp.box.astype(np.float64)
+            b[[0, 2]] = scene_to_lines(scanner, placed, first, count, b[[0, 2]])
+            items.append(np.clip(b, 0, [width, height, width, height]))
+            fams.append(fam)
+    iou = box_iou(xyxy[free], np.array(items).reshape(-1, 4))
+    out = []
+    for k, (c, sc) in enumerate(zip(cls[free], score[free], strict=True)):
+        j = int(np.argmax(iou[k])) if iou.shape[1] else -1
+        name = fams[j] if j >= 0 and iou[k, j] >= 0.3 else "clutter"
+        out.append((classes[int(c)], name, float(sc)))
+    return out
+
+
 def crop_fates(boxes: np.ndarray, height: int, width: int, rng, samples: int) -> np.ndarray:
     """For each box, over ``samples`` training crops drawn as ``models.data.TrainSet`` draws
     them (image held at 1.25 x the input height, 256 px crops at zoom 0.55-1.8 or, for the
@@ -456,6 +501,9 @@ def main() -> None:
     parser.add_argument("--max-hidden", type=float, default=0.5,
                         help="not callable when more of the threat than this lies behind "
                              "clutter that alone leaves under 1e-3 of the beam")
+    parser.add_argument("--model", default="models/parcelnet/parcelnet.int8.onnx",
+                        help="detector run on each pseudo-colour image to relate misses to the "
+                             "measures ('' to skip)")
     parser.add_argument("--crop-samples", type=int, default=400,
                         help="training crops simulated per parcel image for the crop check")
     args = parser.parse_args()
@@ -471,6 +519,10 @@ def main() -> None:
     flat = capture_flatfield(scanner)
     boundaries = ratio_boundaries(scfg.low_kev, scfg.high_kev)
     kept_raw: list[tuple] = []   # first parcels' raw counts, for the twin-scanner check
+    detector = None
+    if args.model and Path(args.model).is_file():
+        from edge.detect.model import Detector
+        detector = Detector(args.model, threads=2)
 
     instances: list[dict] = []
     benign: list[dict] = []
@@ -478,6 +530,7 @@ def main() -> None:
     look_tiles: dict[str, list] = defaultdict(list)
     unlabelled = Counter()   # threats placed but under VISIBLE_ATT / not placed at all
     crop_rng = np.random.default_rng([scfg.seed, 99])
+    false_alarms: list[tuple[str, str, float]] = []
     parcels = scanner.parcels()
     for n in range(args.parcels):
         placed = next(parcels)
@@ -487,6 +540,7 @@ def main() -> None:
         hi, lo = (np.ascontiguousarray(a.T) for a in correct(raw_hi, raw_lo, flat))
         height, width = hi.shape
         colour = render_colour(hi, lo, boundaries)
+        dets = detector.detect(colour, thresholds=0.01) if detector is not None else None
         total = np.ascontiguousarray(ideal_hi.T)
         record = rec.parcels[placed.seq - 1]
         raw_lo_scene, raw_hi_scene = record["raw"]
@@ -561,6 +615,7 @@ def main() -> None:
                 m["foreshort"] = own_stats["long_mm"] / max(flat_stats["long_mm"], 1e-6)
                 m["edge_on"] = own_stats["width_mm"] / max(flat_stats["width_mm"], 1e-6)
                 m["variant"] = record["threat_item"][id(fp)].name
+                m.update(detection_scores(dets, box, lab, detector))
                 m.update({f"own_{k}": v for k, v in own_stats.items() if k != "own_px"})
                 m.update(cls=lab, family=fam, parcel=placed.id, kind=placed.scene.kind,
                          depth_mm=placed.scene.size_mm[2], n_items=len(record["items"]),
@@ -572,6 +627,9 @@ def main() -> None:
                 m["tile_scene"], m["tile_box"] = crop_square(colour, box, args.tile)
                 m["tile_alone"], _ = crop_square(alone_img, box, args.tile)
                 instances.append(m)
+        if dets is not None:
+            false_alarms += attribute_false_alarms(dets, scanner, placed, first, count, record,
+                                                   detector.info.classes, width, height)
         rec.release(placed.seq)
         if (n + 1) % 50 == 0:
             print(f"[{n + 1}/{args.parcels}] {len(instances)} labelled threats, "
@@ -608,7 +666,7 @@ def main() -> None:
             "bg_att", "R", "width_model", "centre_fill", "own_long_mm", "own_width_mm",
             "own_mean_att", "own_elong", "foreshort", "edge_on", "crop_cut", "crop_target",
             "uncallable",
-            "uncallable_grey"]
+            "uncallable_grey", "det_score", "det_any", "det_as"]
     with open(out / "threats.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(cols)
@@ -690,6 +748,45 @@ def main() -> None:
         sens_lines.append(f"| {name} | " + " | ".join(cells) + " |")
     sens_table = "\n".join(sens_lines)
     print("\nnot callable under other thresholds:\n" + sens_table)
+
+    # detector found it (right class, IoU >= 0.5, score >= 0.25) against the measures
+    det_table = ""
+    if detector is not None:
+        splits = (("all", lambda m: True),
+                  ("dG < 50", lambda m: m["dG"] < 50), ("dG >= 50", lambda m: m["dG"] >= 50),
+                  ("fill < 0.25", lambda m: m["fill"] < 0.25),
+                  ("fill >= 0.25", lambda m: m["fill"] >= 0.25),
+                  ("end-on", lambda m: m["foreshort"] < 0.5),
+                  ("callable, fill >= 0.25, not end-on",
+                   lambda m: not m["uncallable"] and m["fill"] >= 0.25 and m["foreshort"] >= 0.5))
+        det_lines = ["| class | " + " | ".join(n for n, _ in splits) + " | any class | "
+                     "taken for |", "|---|" + "---|" * (len(splits) + 2)]
+        for c in THREAT_CLASSES:
+            ms = by_cls.get(c, [])
+            if not ms:
+                continue
+            cells = []
+            for _, pred in splits:
+                sub = [m for m in ms if pred(m)]
+                cells.append(f"{np.mean([m['det_score'] >= 0.25 for m in sub]):.0%} "
+                             f"({len(sub)})" if sub else "-")
+            wrong = Counter(m["det_as"] for m in ms if m["det_any"] >= 0.25
+                            and m["det_score"] < 0.25)
+            det_lines.append(f"| {c} | " + " | ".join(cells) + " | "
+                             f"{np.mean([m['det_any'] >= 0.25 for m in ms]):.0%} | "
+                             f"{', '.join(f'{k} {v}' for k, v in wrong.most_common(3)) or '-'} |")
+        fa_lines = ["| detected as | true (score >= 0.25) | false alarms | per 100 parcels | "
+                    "on a benign item | their families (top 6) |", "|---|---|---|---|---|---|"]
+        for c in THREAT_CLASSES:
+            fa = [f for f in false_alarms if f[0] == c]
+            tp = sum(m["det_score"] >= 0.25 for m in by_cls.get(c, []))
+            top = Counter(f[1] for f in fa if f[1] != "clutter").most_common(6)
+            on_item = np.mean([f[1] != "clutter" for f in fa]) if fa else 0.0
+            fa_lines.append(f"| {c} | {tp} | {len(fa)} | {100 * len(fa) / args.parcels:.0f} | "
+                            f"{on_item:.0%} | {', '.join(f'{k} {v}' for k, v in top) or '-'} |")
+        det_table = "\n".join(det_lines) + "\n\nFalse alarms:\n\n" + "\n".join(fa_lines)
+        print(f"\nfound by {args.model} at score 0.25 (right class, IoU >= 0.5; in brackets: "
+              "instances):\n" + det_table)
 
     # per family (hard classes)
     fam_lines = ["| class | family | n | fill | share | dG | not callable (colour / grey) |",
@@ -843,6 +940,7 @@ def main() -> None:
         f"<!-- written by scripts/threat_gallery.py --parcels {args.parcels} -->\n\n"
         f"## Per class: median (quartiles)\n\n{table}\n\n## Conditions\n\n{cond_table}\n\n"
         f"## Not callable under other thresholds\n\n{sens_table}\n\n"
+        f"## Found by the detector ({args.model or 'none'})\n\n{det_table or 'not run'}\n\n"
         f"## Per family\n\n{fam_table}\n\n## Look-alikes\n\n{look_table}\n\n"
         f"## Own attenuation per family\n\n{shape_table}\n\n"
         f"## Benign items inside each class's feature envelope\n\n{env_table}\n\n"
