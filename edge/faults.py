@@ -8,8 +8,9 @@ hyphens on the command line (``drop-acks=0.5``) and underscores in YAML (``drop_
 
 from __future__ import annotations
 
+import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from edge.config import FaultsConfig
 
@@ -37,7 +38,7 @@ class Window:
 
     start: float
     length: float
-    fired: bool = field(default=False)
+    fired: bool = False
 
     def on(self, now: float) -> bool:
         return self.length > 0 and self.start <= now < self.start + self.length
@@ -55,8 +56,6 @@ class Faults:
     points (labels, photos, line blocks, detector calls, timed PLC events)."""
 
     def __init__(self, config: FaultsConfig, seed: int = 0):
-        import random
-
         self.config = config
         self._rng = random.Random(seed)
         self.restart_clock()
