@@ -12,7 +12,8 @@ from edge.scanner.solids import project, random_rotation
 SIZE_MM = {"gun": (130, 420), "gun_part": (40, 520), "ammunition": (20, 250),
            "knife": (80, 420), "blade": (30, 200), "shuriken": (50, 130),
            "baton": (150, 800), "explosive": (100, 500)}
-MASS_G = {"gun": (300, 2200), "gun_part": (50, 1500), "ammunition": (5, 1500),
+# gun_part reaches a gun's mass: a field-stripped pistol is every part of one, laid apart.
+MASS_G = {"gun": (300, 2200), "gun_part": (50, 2200), "ammunition": (5, 1500),
           "knife": (30, 900), "blade": (0.2, 200), "shuriken": (10, 200),
           "baton": (150, 900), "explosive": (100, 3000)}
 

@@ -1,6 +1,7 @@
 """The simulated scanner: detector physics, belt kinematics, determinism, ground truth."""
 
 import hashlib
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -94,3 +95,60 @@ def test_calibration_captures():
     air = scanner.capture_calibration(64, source_on=True)
     assert dark.hi.mean() < 2 * scanner.config.dark_counts
     assert air.hi.mean() > 0.5 * scanner.config.air_counts
+
+
+def test_items_fit_the_parcel_depth():
+    """A long item cannot stand on end in a shallow box: its reach along the beam stays
+    within the container's depth."""
+    from edge.scanner.parcels import Container, ScanGeometry, place
+    from edge.scanner.solids import Item, beam_depth_mm, rod, rotation
+    geo = ScanGeometry(768, 1.0, (50.0, 80.0))
+    box = Container("box", (450.0, 384.0), 800.0, 600.0, 100.0, 0.0)
+    baton = Item("rod", rod((-200.0, 0.0), (200.0, 0.0), 12.0, "steel", geo.cell_mm))
+    rng = np.random.default_rng(0)
+    assert beam_depth_mm(baton, rotation(0.0, 90.0, 90.0)) > 390
+    for _ in range(50):
+        fp = place(baton, box, rng, geo, tries=30)
+        assert fp is not None
+        x0, y0, x1, y1 = fp.box
+        # At most 100 mm of the 400 mm rod points along the beam: it lies near flat.
+        assert np.hypot(x1 - x0, y1 - y0) >= np.sqrt(400 ** 2 - 100 ** 2) - 5
+
+
+def test_grey_labels_only_what_grey_shows():
+    """A 0.1 mm steel blade over organic clutter shows in colour only; a steel bar shows in
+    both. The visibility call follows the grey view's own contrast."""
+    from edge.scanner.parcels import visible_in_grey
+    from edge.scanner.solids import Footprint
+    clutter = np.full((40, 40), 2.0, np.float32)
+    thin = np.zeros((20, 20), np.float32) + 0.02 * 3
+    thick = np.zeros((20, 20), np.float32) + 1.5
+    for own, expect in ((thin, False), (thick, True)):
+        total = clutter.copy()
+        total[10:30, 10:30] += own
+        assert visible_in_grey(Footprint(own, own, 10, 10), total) is expect
+    # Behind clutter that already stops the beam nothing is callable.
+    opaque = np.full((40, 40), 9.0, np.float32)
+    opaque[10:30, 10:30] += thick
+    assert visible_in_grey(Footprint(thick, thick, 10, 10), opaque) is False
+
+
+def test_writer_labels_grey_images_only_with_what_grey_shows(tmp_path, monkeypatch):
+    import json
+
+    from edge.config import EdgeConfig
+    from edge.scanner import parcels
+    from edge.scanner.dataset import write_dataset
+    config = EdgeConfig()
+    config = config.model_copy(update={"scanner": config.scanner.model_copy(
+        update={"threat_share": 1.0})})
+    counts = {}
+    for name, visible in (("seen", True), ("unseen", False)):
+        monkeypatch.setattr(parcels, "visible_in_grey", lambda fp, total, v=visible: v)
+        write_dataset(config, 2, tmp_path / name, seed=5, raw_and_photo=False)
+        coco = json.loads((tmp_path / name / "annotations.json").read_text())
+        render = {im["id"]: im["render"] for im in coco["images"]}
+        counts[name] = Counter(render[a["image_id"]] for a in coco["annotations"])
+    assert counts["seen"]["colour"] >= 1
+    assert counts["seen"]["grey"] == counts["seen"]["colour"] == counts["unseen"]["colour"]
+    assert counts["unseen"]["grey"] == 0

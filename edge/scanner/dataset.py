@@ -5,7 +5,9 @@ correction) and is written as:
 - ``colour/<id>.png``  dual-energy pseudo-colour (BGR), ``grey/<id>.png`` single-energy grey,
 - ``raw/<id>_hi.png`` and ``raw/<id>_lo.png``  16-bit raw detector counts, same [H, W] layout,
 - ``photo/<id>.jpg``  the top camera's photo with the parcel's label,
-- ``annotations.json`` COCO: one image entry per rendering, threat boxes in its pixels.
+- ``annotations.json`` COCO: one image entry per rendering, threat boxes in its pixels; a
+  threat that cannot be called in the grey view (``parcels.visible_in_grey``) is labelled in
+  the colour image only.
 """
 
 from __future__ import annotations
@@ -78,8 +80,10 @@ def write_dataset(config: EdgeConfig, count: int, out: Path, seed: int | None = 
         truths = scanner.truth(first, lines)
         boxes = np.concatenate([t.boxes for t in truths]) if truths else np.zeros((0, 4))
         labels = [lab for t in truths for lab in t.labels]
-        boxes, kept = clip_boxes(boxes.astype(np.float32), width, height)
+        boxes, inside = clip_boxes(boxes.astype(np.float32), width, height)
         for render in ("colour", "grey"):
+            callable_ = np.array([c for t in truths for c in t.labels_in(render)], bool)
+            kept = inside & callable_.reshape(inside.shape)
             image_id = len(images) + 1
             images.append({"id": image_id, "file_name": f"{render}/{name}.png",
                            "width": width, "height": height, "parcel_id": name,

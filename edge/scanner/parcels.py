@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from edge.imaging.render import DARKNESS
 from edge.scanner import phantoms
 from edge.scanner.materials import mu_pair
 from edge.scanner.phantoms.shapes import smooth_noise
 from edge.scanner.solids import (
     Footprint,
     Item,
+    beam_depth_mm,
     project,
     projected_box,
     random_rotation,
@@ -30,6 +32,12 @@ TUNNEL_MARGIN_MM = 30.0
 # the scan: it stays in the parcel, but no one could be asked to find it, so it gets no label.
 VISIBLE_ATT = 0.03
 AA = 4  # supersampling of container outlines
+# Callable in grey (``visible_in_grey``), in grey levels of ``render_grey``; chosen by looking at
+# the threat gallery's least visible instances (docs/gallery/README.md).
+GREY_CALL_LEVELS = 15.0
+GREY_SEEN_LEVELS = 8.0
+OWN_PIXEL_ATT = 0.05        # a threat's own pixels: where it alone attenuates this much
+OPAQUE_ATT = float(np.log(1000))  # fewer than 1 in 1,000 photons through: drawn near black
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,8 @@ class ParcelScene:
     boxes: np.ndarray  # float32 [N, 4] xyxy px, threats only
     labels: list[str]
     families: list[str] = field(default_factory=list)
+    # Per label: callable in the single-energy grey view (``visible_in_grey``); empty = all.
+    grey_visible: list[bool] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._width = int(self.att_hi.shape[1])
@@ -171,12 +181,15 @@ def container_walls(canvas: Canvas, box: Container, rng, geo: ScanGeometry) -> n
 
 def place(item: Item, box: Container, rng, geo: ScanGeometry, stretch: float = 1.0,
           tries: int = 8) -> Footprint | None:
-    """Project ``item`` at a random pose whose footprint stays inside the container."""
+    """Project ``item`` at a random pose that fits inside the container: its footprint within
+    the outline, its reach along the beam within the depth."""
     lo = np.asarray(box.outline_px(geo.pitch_mm, 4.0)).min(0)
     hi = np.asarray(box.outline_px(geo.pitch_mm, 4.0)).max(0)
     margin = min(item.extent_mm() * 0.5, min(box.length_mm, box.width_mm) * 0.3)
     for _ in range(tries):
         rot = random_rotation(rng)
+        if beam_depth_mm(item, rot) > box.depth_mm:
+            continue
         at = box.random_point_px(rng, geo.pitch_mm, margin)
         b = projected_box(item, rot, at, geo.pitch_mm, stretch)
         if b[0] >= lo[0] and b[1] >= lo[1] and b[2] <= hi[0] and b[3] <= hi[1]:
@@ -204,12 +217,12 @@ def compose_parcel(rng: np.random.Generator, geo: ScanGeometry, threat: bool,
             if fp is not None:
                 canvas.add(fp)
                 families.append(item.name)
-    boxes, labels = [], []
+    boxes, labels, placed = [], [], []
     if threat:
         for _ in range(1 if rng.random() < 0.85 else 2):
             label = str(rng.choice(phantoms.THREAT_CLASSES))
             item = phantoms.make_threat(label, rng, geo.cell_mm, exclude=exclude)
-            fp = place(item, box, rng, geo, tries=12)
+            fp = place(item, box, rng, geo, tries=30)
             if fp is None:
                 continue
             canvas.add(fp)
@@ -217,6 +230,32 @@ def compose_parcel(rng: np.random.Generator, geo: ScanGeometry, threat: bool,
             if fp.att_hi.max() >= VISIBLE_ATT:
                 boxes.append(np.clip(fp.box, 0, [width, geo.n_pixels, width, geo.n_pixels]))
                 labels.append(label)
+                placed.append(fp)
     return ParcelScene(box.kind, (box.length_mm, box.width_mm, box.depth_mm),
                        canvas.att_lo, canvas.att_hi,
-                       np.asarray(boxes, np.float32).reshape(-1, 4), labels, families)
+                       np.asarray(boxes, np.float32).reshape(-1, 4), labels, families,
+                       [visible_in_grey(fp, canvas.att_hi) for fp in placed])
+
+
+def visible_in_grey(fp: Footprint, total_hi: np.ndarray) -> bool:
+    """Whether a screener could call the threat of footprint ``fp`` in the single-energy grey
+    view: it must darken its own pixels by ``GREY_CALL_LEVELS`` on average, at least half of
+    them by ``GREY_SEEN_LEVELS``, and not lie mostly behind clutter that already stops the
+    beam. Thin blades over organic clutter often show only as a change of hue, which the
+    pseudo-colour view keeps and the grey one loses (docs/gallery)."""
+    h, w = total_hi.shape
+    fh, fw = fp.att_hi.shape
+    x0, y0 = max(fp.x0, 0), max(fp.y0, 0)
+    x1, y1 = min(fp.x0 + fw, w), min(fp.y0 + fh, h)
+    if x1 <= x0 or y1 <= y0:
+        return False
+    own = fp.att_hi[y0 - fp.y0:y1 - fp.y0, x0 - fp.x0:x1 - fp.x0]
+    mask = own > OWN_PIXEL_ATT
+    if not mask.any():
+        return False
+    total = total_hi[y0:y1, x0:x1][mask]
+    behind = total - own[mask]
+    darkened = 255 * (np.exp(-DARKNESS * behind) - np.exp(-DARKNESS * total))
+    hidden = np.mean(behind > OPAQUE_ATT)
+    return bool(hidden <= 0.5 and darkened.mean() >= GREY_CALL_LEVELS
+                and np.mean(darkened >= GREY_SEEN_LEVELS) >= 0.5)

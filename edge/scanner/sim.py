@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -62,6 +62,13 @@ class Truth:
     labels: list[str]
     first_line: int
     last_line: int
+    grey_visible: list[bool] = field(default_factory=list)  # per label; empty = all
+
+    def labels_in(self, render: str) -> list[bool]:
+        """Per label: whether a screener could call it in ``render`` ("colour" or "grey")."""
+        if render == "grey" and self.grey_visible:
+            return list(self.grey_visible)
+        return [True] * len(self.labels)
 
 
 def blurred(scene: ParcelScene, sigma_px: float) -> ParcelScene:
@@ -73,7 +80,7 @@ def blurred(scene: ParcelScene, sigma_px: float) -> ParcelScene:
         trans = cv2.GaussianBlur(np.exp(-att), (0, 0), sigma_px)
         out.append(-np.log(np.clip(trans, 1e-30, 1.0)))
     return ParcelScene(scene.kind, scene.size_mm, out[0], out[1], scene.boxes, scene.labels,
-                       scene.families)
+                       scene.families, scene.grey_visible)
 
 
 class SimScanner:
@@ -247,5 +254,6 @@ class SimScanner:
                 boxes[:, [0, 2]] = np.interp(boxes[:, [0, 2]], col, local)
             seen = np.nonzero((col >= 0) & (col <= p.scene.width))[0]
             out.append(Truth(p.id, boxes.astype(np.float32), list(p.scene.labels),
-                             int(seen[0]) + first_line, int(seen[-1]) + first_line))
+                             int(seen[0]) + first_line, int(seen[-1]) + first_line,
+                             list(p.scene.grey_visible)))
         return out

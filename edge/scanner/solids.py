@@ -220,6 +220,21 @@ def projected_box(item: Item, rot: np.ndarray, center_px, pitch_mm: float,
     return np.concatenate([pts.min(0) * scale + center_px, pts.max(0) * scale + center_px])
 
 
+def beam_depth_mm(item: Item, rot: np.ndarray) -> float:
+    """How far ``item`` rotated by ``rot`` reaches along the beam (mm): it must fit the
+    parcel's depth, so a 400 mm baton cannot stand on end in a 150 mm box."""
+    corners = []
+    for slab in item.slabs:
+        if not len(slab.uv):
+            continue
+        u0, v0, w0, u1, v1, w1 = slab.bounds
+        corners.append(np.array(np.meshgrid([u0, u1], [v0, v1], [w0, w1])).reshape(3, -1).T)
+    if not corners:
+        return 0.0
+    depth = np.concatenate(corners) @ rot[2]
+    return float(depth.max() - depth.min())
+
+
 def project(item: Item, rot: np.ndarray, center_px, pitch_mm: float, kev: tuple[float, float],
             stretch: float = 1.0) -> Footprint:
     """Project ``item`` rotated by ``rot`` with its origin at ``center_px`` (x, y) of an image of

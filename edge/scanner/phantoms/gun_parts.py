@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge.scanner.phantoms import guns
 from edge.scanner.phantoms.ammo import CALIBRES, cartridge
 from edge.scanner.phantoms.geometry import (
     Parts,
@@ -111,4 +112,5 @@ def revolver_cylinder(rng, cell) -> Item:
 
 
 GUN_PART_FAMILIES = [(gun_barrel, 1.0), (gun_slide, 1.0), (gun_frame, 1.0),
-                     (gun_magazine, 1.5), (revolver_cylinder, 0.7)]
+                     (gun_magazine, 1.5), (revolver_cylinder, 0.7),
+                     (guns.pistol_fieldstripped, 0.7)]
