@@ -191,12 +191,30 @@ def _bench_model(args, config) -> int:
         print(f"edge: no model file {', '.join(missing)}; `make train` makes both",
               file=sys.stderr)
         return 2
+    if args.per_parcel:
+        return _bench_parcels(args, config, [Path(p) for p in paths])
     result = bench_models([Path(p) for p in paths])
     if args.json:
         print(json.dumps(result))
         return 0
     print(f"bare session.run, median ms over {result['repeats']} runs, "
           f"{result['threads']} threads, measured in one run")
+    for row in result["rows"]:
+        print("  ".join(f"{k} {v}" for k, v in row.items()))
+    return 0
+
+
+def _bench_parcels(args, config, paths: list[Path]) -> int:
+    from edge.detect.bench import bench_parcels, simulated_parcels
+
+    result = bench_parcels(paths, simulated_parcels(config, args.parcels))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    height, width = result["median_image"]
+    print(f"whole parcels (pre, every tile, post), median over {result['parcels']} simulated "
+          f"parcels (median image {height} x {width} px), {result['threads']} threads, "
+          "measured in one run")
     for row in result["rows"]:
         print("  ".join(f"{k} {v}" for k, v in row.items()))
     return 0
@@ -375,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="faults: these rows of the matrix only")
     p.add_argument("--models", type=Path, nargs="+", default=None, help="model: ONNX files to "
                    "time side by side (default: the shipped INT8 model and its FP32 export)")
+    p.add_argument("--per-parcel", action="store_true", help="model: time whole simulated "
+                   "parcels (--parcels of them: pre-processing, every tile, post-processing) "
+                   "instead of one bare model input")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("detect", help="run the detector on image files (PNG, JPEG, TIFF) or "

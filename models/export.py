@@ -153,11 +153,19 @@ def main(argv=None) -> int:
     p.add_argument("--name", default="parcelnet")
     p.add_argument("--calibration", type=Path, default=Path("data/sim/val"),
                    help="folder of simulated shards (calibration/int8.md)")
+    p.add_argument("--input", type=int, default=0, metavar="SIDE",
+                   help="the exported graph's input side (default: the one it was trained "
+                        "for); the runtime scales each parcel's height to it, so a larger "
+                        "side runs the same network on a finer image")
+    p.add_argument("--to", type=Path, default=None, metavar="DIR",
+                   help="where the INT8 file goes (default: models/<name>, the shipped place)")
     args = p.parse_args(argv)
     model, ckpt = load_ema(args.checkpoint)
-    size = input_side(ckpt)
+    size = args.input or input_side(ckpt)
+    if size % 32 or size < 64:
+        p.error(f"--input must be a multiple of 32 (the largest stride), 64 or more, got {size}")
     work = Path("runs") / args.name
-    ship = Path("models") / args.name
+    ship = args.to or Path("models") / args.name
     work.mkdir(parents=True, exist_ok=True)
     ship.mkdir(parents=True, exist_ok=True)
     fp32, int8 = work / f"{args.name}.fp32.onnx", ship / f"{args.name}.int8.onnx"

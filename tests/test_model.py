@@ -203,3 +203,25 @@ def test_model_with_an_unusable_input_type_is_refused(tmp_path):
     onnx.save(proto, str(path))
     with pytest.raises(ModelError, match="float32 or uint8"):
         Detector(path)
+
+
+def test_parcel_benchmark_counts_the_tiles_of_each_parcel(tmp_path):
+    """Whole parcels: a parcel three times as long as it is high takes three or more tiles
+    of a square input (they overlap), and every model is timed on every parcel."""
+    from edge.detect.bench import bench_parcels
+    from edge.detect.pre import prepare
+
+    paths = [write_model(tmp_path / "a.onnx", planted_head([])),
+             write_model(tmp_path / "b.onnx", planted_head([]), pixels=True)]
+    side = Detector(paths[0]).info.input_size[0]
+    images = [np.full((side, side, 3), 200, np.uint8), np.full((side, 3 * side, 3), 90, np.uint8),
+              np.full((side, 3 * side, 3), 120, np.uint8)]
+    figures = bench_parcels(paths, images, repeats=2)
+    assert figures["parcels"] == 3 and figures["median_image"] == [side, 3 * side]
+    assert [r["model"] for r in figures["rows"]] == [str(p) for p in paths]
+    info = Detector(paths[0]).info
+    long = len(prepare(images[1], info.input_size, info.mean, info.std, info.channel_order).offsets)
+    assert long >= 3
+    for row in figures["rows"]:
+        assert row["median_tiles"] == long
+        assert 0 < row["median_ms"] <= row["p90_ms"] <= row["max_ms"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -121,6 +121,66 @@ def simulated_parcel(config, threats: int = 1) -> tuple[np.ndarray, str]:
     hi, lo = (np.ascontiguousarray(a.T) for a in correct(block.hi, block.lo, flat))
     image = render_colour(hi, lo, ratio_boundaries(scfg.low_kev, scfg.high_kev))
     return image, f"simulated parcel {placed.id} ({', '.join(placed.scene.labels)})"
+
+
+def simulated_parcels(config, count: int) -> list[np.ndarray]:
+    """The colour renderings of the config's first ``count`` simulated parcels, clear and
+    threat alike, as the live loop hands them to the detector."""
+    from edge.capture import capture_flatfield
+    from edge.imaging.correct import correct
+    from edge.imaging.render import render_colour
+    from edge.scanner.dataset import MARGIN_MM
+    from edge.scanner.materials import ratio_boundaries
+    from edge.scanner.sim import SimScanner
+
+    scfg = config.scanner.model_copy(update={"realtime": False})
+    scanner = SimScanner(scfg)
+    flat = capture_flatfield(scanner)
+    boundaries = ratio_boundaries(scfg.low_kev, scfg.high_kev)
+    images = []
+    for placed, _ in zip(scanner.parcels(), range(count), strict=False):
+        first, lines = scanner.span_of(placed, MARGIN_MM)
+        block = scanner.scan(first, lines)
+        hi, lo = (np.ascontiguousarray(a.T) for a in correct(block.hi, block.lo, flat))
+        images.append(render_colour(hi, lo, boundaries))
+    return images
+
+
+def bench_parcels(paths, images: Sequence[np.ndarray], repeats: int = 5,
+                  threads: int = 2) -> dict:
+    """Whole-parcel detection (pre-processing, every tile through the model, post-processing)
+    of each model on the same parcel images, in one run. Per parcel, each model runs
+    ``repeats`` times in a row after one uncounted call, then the next model; the parcel's
+    time is the median of its repeats, and a model's figures are taken over parcels."""
+    from edge.detect.model import Detector
+    from edge.detect.pre import prepare
+
+    dets = [Detector(p, threads=threads) for p in paths]
+    per_parcel = np.zeros((len(dets), len(images)))
+    tiles = np.zeros((len(dets), len(images)), np.int64)
+    for j, image in enumerate(images):
+        for i, det in enumerate(dets):
+            det.detect(image)
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                det.detect(image)
+                times.append(time.perf_counter() - start)
+            per_parcel[i, j] = np.median(times) * 1e3
+            info = det.info
+            tiles[i, j] = len(prepare(image, info.input_size, info.mean, info.std,
+                                      info.channel_order, pixels=info.pixels).offsets)
+    rows = []
+    for i, det in enumerate(dets):
+        rows.append({"model": str(paths[i]), "version": det.info.version,
+                     "input": list(det.info.input_size),
+                     "median_ms": round(float(np.median(per_parcel[i])), 1),
+                     "p90_ms": round(float(np.percentile(per_parcel[i], 90)), 1),
+                     "max_ms": round(float(per_parcel[i].max()), 1),
+                     "median_tiles": float(np.median(tiles[i]))})
+    return {"threads": threads, "parcels": len(images), "repeats": repeats,
+            "median_image": [int(np.median([im.shape[k] for im in images])) for k in (0, 1)],
+            "rows": rows}
 
 
 def bench_stages(model_path, image: np.ndarray, repeats: int = 200) -> dict:
