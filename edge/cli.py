@@ -55,8 +55,11 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
         print("edge: calibrate thresholds needs --data (labelled scans: COCO .json, VOC "
               "or YOLO folders)", file=sys.stderr)
         return 2
-    if args.recall <= 0:
-        print("edge: --recall must be above 0", file=sys.stderr)
+    if args.recall <= 0 or args.target_pd == 0:
+        print("edge: --recall and --target-pd must be above 0", file=sys.stderr)
+        return 2
+    if args.target_far == 1:
+        print("edge: --target-far must be below 1", file=sys.stderr)
         return 2
     try:
         items, held_out = read_items(args.data), read_items(args.check)
@@ -70,11 +73,20 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
     scored = score_set(detector, items, det.iou_threshold, det.box_voting, not args.json)
     checked = score_set(detector, held_out, det.iou_threshold, det.box_voting,
                         not args.json) if held_out else None
-    cal = calibrate_thresholds(scored, args.recall, det.score_threshold, checked)
-    if not cal.thresholds:
-        print("edge: no class had a labelled object the model found; nothing written",
-              file=sys.stderr)
-        return 1
+    if args.target_pd is not None or args.target_far is not None:
+        from edge.detect.calibrate import calibrate_parcels, parcel_json, parcel_report
+        cal = calibrate_parcels(scored, det.score_threshold, args.target_pd, args.target_far,
+                                checked)
+        as_json, report = parcel_json, parcel_report
+        if not cal.thresholds:
+            print(f"edge: {parcel_report(cal)}; nothing written", file=sys.stderr)
+            return 1
+    else:
+        cal = calibrate_thresholds(scored, args.recall, det.score_threshold, checked)
+        if not cal.thresholds:
+            print("edge: no class had a labelled object the model found; nothing written",
+                  file=sys.stderr)
+            return 1
     out = args.out or Path(config.calibration_dir) / THRESHOLDS_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(cal.thresholds, indent=1) + "\n")
@@ -369,8 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="thresholds: labelled scans (COCO .json files, VOC or YOLO folders)")
     p.add_argument("--check", type=Path, nargs="+", default=[],
                    help="thresholds: held-out labelled scans to judge the chosen thresholds on")
-    p.add_argument("--recall", type=_unit_interval, default=0.9,
-                   help="thresholds: share of each class's objects to find (default 0.9)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--recall", type=_unit_interval, default=0.9,
+                        help="thresholds: share of each class's objects to find (default 0.9)")
+    target.add_argument("--target-pd", type=_unit_interval, default=None, metavar="SHARE",
+                        help="thresholds: one threshold for every class, the highest that "
+                             "diverts this share of the images holding a threat")
+    target.add_argument("--target-far", type=_unit_interval, default=None, metavar="SHARE",
+                        help="thresholds: one threshold for every class, the lowest that "
+                             "diverts at most this share of the clear images")
     p.add_argument("--model", type=Path, default=None,
                    help="thresholds: ONNX model (default: detector.model)")
     p.add_argument("--json", action="store_true")

@@ -136,3 +136,84 @@ def test_calibrate_thresholds_readable_report_and_bad_input(tmp_path, model, cap
                  "--out", str(tmp_path / "x.json")]) == 2
     assert "nowhere.json" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def scored_images(best_scores, threats):
+    """A scored set whose image k has one detection scoring ``best_scores[k]`` (None: no
+    detection) and holds a labelled threat when ``threats[k]``."""
+    from edge.detect.calibrate import ScoredSet
+    from edge.types import Detections
+    scored = ScoredSet(("gun", "knife"))
+    box = np.array([[0, 0, 10, 10]], np.float32)
+    for score, threat in zip(best_scores, threats, strict=True):
+        found = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                           np.zeros(0, np.int64)) if score is None else \
+            Detections(box, np.array([score], np.float32), np.array([1], np.int64))
+        truth = Detections(box[:int(threat)], np.ones(int(threat), np.float32),
+                           np.zeros(int(threat), np.int64))
+        scored.images.append((found, truth))
+    return scored
+
+
+def test_parcel_threshold_for_a_share_of_threat_images_hand_worked():
+    from edge.detect.calibrate import calibrate_parcels, threshold_for_parcels
+    # Threat images score 0.9, 0.7, 0.5, 0.3 and one nothing; clear ones 0.6, 0.2, 0.05.
+    scored = scored_images([0.9, 0.7, 0.5, 0.3, None, 0.6, 0.2, 0.05],
+                           [1, 1, 1, 1, 1, 0, 0, 0])
+    assert threshold_for_parcels(scored, pd=0.6) == 0.5       # 3 of 5 at 0.5 or more
+    assert threshold_for_parcels(scored, pd=0.8) == 0.3       # 4 of 5
+    assert threshold_for_parcels(scored, pd=0.61) == 0.3      # 3.05 of 5 needs a fourth
+    assert threshold_for_parcels(scored, pd=1.0) is None      # one threat image shows nothing
+    # At most one clear image of three: just above the second highest clear score.
+    assert threshold_for_parcels(scored, far=0.34) == pytest.approx(0.2001)
+    assert threshold_for_parcels(scored, far=0.0) == pytest.approx(0.6001)
+    cal = calibrate_parcels(scored, 0.25, pd=0.8)
+    assert cal.thresholds == {"gun": 0.3, "knife": 0.3}
+    o = cal.on_data.calibrated
+    assert (o.threat_diverted, o.threat_images, o.clear_diverted, o.clear_images) == (4, 5, 1, 3)
+    with pytest.raises(ValueError, match="exactly one"):
+        threshold_for_parcels(scored, pd=0.5, far=0.1)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_parcel_threshold_is_the_highest_that_reaches_the_share(seed):
+    """Against a brute force over every candidate threshold, on random scores."""
+    from edge.detect.calibrate import threshold_for_parcels
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 40))
+    scores = [None if rng.random() < 0.1 else float(np.round(rng.uniform(0.02, 1), 3))
+              for _ in range(n)]
+    threats = (rng.random(n) < 0.5).tolist()
+    threats[0] = True
+    pd = float(rng.uniform(0.05, 1))
+    scored = scored_images(scores, threats)
+    got = threshold_for_parcels(scored, pd=pd)
+    threat_scores = [s or 0.0 for s, t in zip(scores, threats, strict=True) if t]
+
+    def diverted(t):
+        return sum(s >= t for s in threat_scores) / len(threat_scores)
+    reachable = [t for t in sorted(set(threat_scores)) if t >= 0.01 and diverted(t) >= pd]
+    if not reachable:
+        assert got is None
+    else:
+        assert diverted(got) >= pd and max(reachable) - 1.01e-4 <= got <= max(reachable)
+
+
+def test_calibrate_thresholds_for_whole_parcels(tmp_path, model, capsys):
+    labelled = write_set(tmp_path)
+    out = tmp_path / "thresholds.json"
+    assert main(["calibrate", "thresholds", "--data", str(labelled), "--model", str(model),
+                 "--target-pd", "0.95", "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # The planted gun scores 0.99753 in every scan: one threshold for both classes, just
+    # under it, diverts both threat scans (and the clear one).
+    assert json.loads(out.read_text()) == {"gun": 0.9975, "knife": 0.9975}
+    assert report["on_data"]["calibrated"] == {"threat_images": 2, "threat_diverted": 2,
+                                               "clear_images": 1, "clear_diverted": 1}
+    assert main(["calibrate", "thresholds", "--data", str(labelled), "--model", str(model),
+                 "--target-far", "0.0", "--out", str(out)]) == 0
+    assert "lowest" in capsys.readouterr().out
+    assert json.loads(out.read_text()) == {"gun": 0.9976, "knife": 0.9976}
+    with pytest.raises(SystemExit):
+        main(["calibrate", "thresholds", "--data", str(labelled), "--model", str(model),
+              "--target-pd", "0.9", "--recall", "0.8"])

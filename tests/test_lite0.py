@@ -79,3 +79,28 @@ def test_the_lite0_detector_exports_with_the_same_outputs(tmp_path):
         want = PixelInput(model).eval()(torch.from_numpy(x)).numpy()
     assert got.shape == want.shape == (2, 16 * 16 + 8 * 8 + 4 * 4, 12)
     np.testing.assert_allclose(got, want, atol=1e-3, rtol=1e-3)
+
+
+def test_lite0_training_resumes_and_exports_from_its_checkpoint(tmp_path):
+    """Cut off after one epoch and resumed, a Lite0 run goes on from its checkpoint (weights,
+    averages, optimiser, frozen blocks) and the export rebuilds the same network from it."""
+    from models.export import load_ema
+    from models.train import main
+
+    args = ["--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
+            "--parcels", "4", "--val-parcels", "2", "--test-parcels", "2", "--batch", "2",
+            "--workers", "0", "--threads", "1", "--max-steps", "2", "--input", "128",
+            "--crop", "128", "--backbone", "lite0", "--frozen", "5"]
+    assert main([*args, "--epochs", "1"]) == 0
+    first = torch.load(tmp_path / "run" / "last.pt")
+    assert first["epoch"] == 0 and first["step"] == 2
+    assert main([*args, "--epochs", "2", "--resume", "--max-steps", "4"]) == 0
+    ckpt = torch.load(tmp_path / "run" / "last.pt")
+    assert ckpt["epoch"] == 1 and ckpt["step"] == 4 and len(ckpt["history"]) == 2
+    # Frozen blocks kept their ImageNet weights through both runs; a trained block moved.
+    stem = "lite0.stem.0.weight"
+    assert torch.equal(first["model"][stem], ckpt["model"][stem])
+    trained = "lite0.blocks.10._project_conv.weight"
+    assert not torch.equal(first["model"][trained], ckpt["model"][trained])
+    model, _ = load_ema(tmp_path / "run" / "last.pt")
+    assert isinstance(model.lite0, Lite0Backbone) and model.lite0.frozen == 5

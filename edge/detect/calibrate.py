@@ -1,6 +1,9 @@
-"""Per-class score thresholds from labelled scans: for each class, the highest threshold that
-still finds a target share of its objects, and what the decision policy then does to whole
-parcels (threat parcels diverted, clear parcels falsely diverted) beside the single default.
+"""Score thresholds from labelled scans, chosen either per class (the highest threshold that
+still finds a target share of the class's objects) or for whole parcels (one threshold for
+every class, the highest that diverts a target share of threat images, or the lowest that
+keeps false diverts of clear ones under a target), and what the decision policy then does to
+whole parcels (threat parcels diverted, clear parcels falsely diverted) beside the single
+default.
 A second, held-out set checks the chosen thresholds on scans they were not chosen on.
 
 The table it writes, ``calibration/thresholds.json``, is the one ``edge.decide.Policy`` reads.
@@ -155,6 +158,116 @@ def calibrate_thresholds(scored: ScoredSet, target: float, default_threshold: fl
         ignored[label] = ignored.get(label, 0) + n
     return Calibration(scored.classes, target, points, check(scored, chosen, default_threshold),
                        later, default_threshold, skipped, ignored)
+
+
+def parcel_scores(scored: ScoredSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: the highest score of any detection (0 with none), and whether it holds a
+    labelled threat. With one threshold for every class, an image is diverted exactly when
+    its highest score reaches it."""
+    best = np.array([float(found.score.max()) if len(found) else 0.0
+                     for found, _ in scored.images], np.float64)
+    threat = np.array([len(truth) > 0 for _, truth in scored.images], bool)
+    return best, threat
+
+
+@dataclass
+class ParcelCalibration:
+    """One threshold for every class, chosen for a share of threat images diverted (``pd``)
+    or a share of clear images diverted (``far``)."""
+
+    classes: tuple[str, ...]
+    target: tuple[str, float]     # ("pd" or "far", share)
+    threshold: float | None       # None: no threshold reaches the target
+    on_data: Check
+    held_out: Check | None
+    default_threshold: float
+    skipped: list[str]
+    ignored_labels: dict[str, int]
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        if self.threshold is None:
+            return {}
+        return dict.fromkeys(self.classes, self.threshold)
+
+
+def threshold_for_parcels(scored: ScoredSet, pd: float | None = None,
+                          far: float | None = None) -> float | None:
+    """The highest threshold that diverts at least ``pd`` of the threat images, or the lowest
+    that diverts at most ``far`` of the clear ones (rounded down to 1e-4, then checked, so the
+    image it was set by still passes). None when no threshold above FLOOR does it."""
+    if (pd is None) == (far is None):
+        raise ValueError("give exactly one of pd and far")
+    best, threat = parcel_scores(scored)
+    if pd is not None:
+        if not 0 < pd <= 1:
+            raise ValueError(f"target share of threat images must lie in (0, 1], got {pd}")
+        scores = np.sort(best[threat])[::-1]
+        if not len(scores):
+            return None
+        need = math.ceil(pd * len(scores) - 1e-9)
+        at = float(scores[need - 1])
+        return math.floor(at * 1e4) / 1e4 if at >= FLOOR else None
+    if not 0 <= far < 1:
+        raise ValueError(f"target share of clear images must lie in [0, 1), got {far}")
+    scores = np.sort(best[~threat])[::-1]
+    allowed = math.floor(far * len(scores) + 1e-9)   # clear images that may be diverted
+    # Just above the highest clear score that must not pass; never below FLOOR.
+    above = float(scores[allowed]) if allowed < len(scores) else 0.0
+    at = max(math.ceil(above * 1e4 + 1e-6) / 1e4, FLOOR)
+    return at if at <= 1 else None
+
+
+def calibrate_parcels(scored: ScoredSet, default_threshold: float, pd: float | None = None,
+                      far: float | None = None,
+                      held_out: ScoredSet | None = None) -> ParcelCalibration:
+    """One threshold for every class from whole images (``threshold_for_parcels``), with the
+    decision replayed there and on ``held_out``."""
+    threshold = threshold_for_parcels(scored, pd, far)
+    chosen = {} if threshold is None else dict.fromkeys(scored.classes, threshold)
+    skipped = scored.skipped + (held_out.skipped if held_out else [])
+    ignored = dict(scored.ignored_labels)
+    for label, n in (held_out.ignored_labels if held_out else {}).items():
+        ignored[label] = ignored.get(label, 0) + n
+    target = ("pd", pd) if pd is not None else ("far", far)
+    return ParcelCalibration(
+        scored.classes, target, threshold, check(scored, chosen, default_threshold),
+        None if held_out is None else check(held_out, chosen, default_threshold),
+        default_threshold, skipped, ignored)
+
+
+def parcel_report(cal: ParcelCalibration) -> str:
+    kind, share = cal.target
+    goal = (f"at least {share:.2f} of threat images diverted" if kind == "pd" else
+            f"at most {share:.2f} of clear images diverted")
+    if cal.threshold is None:
+        return f"no threshold reaches {goal} on {cal.on_data.images} images"
+    lines = [f"one threshold for every class, {cal.threshold:.4f}: the "
+             f"{'highest' if kind == 'pd' else 'lowest'} with {goal}"]
+    for name, checked in (("chosen on", cal.on_data), ("checked on", cal.held_out)):
+        if checked is None:
+            continue
+        lines += [f"{name} {checked.images} images",
+                  f"{'class':12s} {'objects':>7s} {'recall':>7s} {'precision':>9s}"]
+        lines += [f"{c:12s} {checked.objects[c]:7d} {_ratio(checked.recall[c], 7)} "
+                  f"{_ratio(checked.precision[c], 9)}" for c in cal.classes]
+        o, d = checked.calibrated, checked.default
+        lines += [f"  {'at ' + format(cal.threshold, '.4f'):22s} diverts threat images "
+                  f"{_share(o.threat_diverted, o.threat_images)}, clear images "
+                  f"{_share(o.clear_diverted, o.clear_images)}",
+                  f"  {'default ' + format(cal.default_threshold, '.2f'):22s} diverts threat "
+                  f"images {_share(d.threat_diverted, d.threat_images)}, clear images "
+                  f"{_share(d.clear_diverted, d.clear_images)}"]
+    lines += [f"skipped: {reason}" for reason in cal.skipped]
+    return "\n".join(lines)
+
+
+def parcel_json(cal: ParcelCalibration) -> dict:
+    return {"target": {cal.target[0]: cal.target[1]}, "threshold": cal.threshold,
+            "thresholds": cal.thresholds, "on_data": _check_json(cal.on_data),
+            "held_out": None if cal.held_out is None else _check_json(cal.held_out),
+            "default_threshold": cal.default_threshold, "skipped": cal.skipped,
+            "ignored_labels": cal.ignored_labels}
 
 
 def _share(part: int, whole: int) -> str:
