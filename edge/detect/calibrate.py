@@ -141,6 +141,15 @@ def thresholds_of(points: dict[str, OperatingPoint | None]) -> dict[str, float]:
             if p is not None}
 
 
+def _notes(scored: ScoredSet, held_out: ScoredSet | None) -> tuple[list[str], dict[str, int]]:
+    """Unreadable images and labels the model lacks, over both sets."""
+    skipped = scored.skipped + (held_out.skipped if held_out else [])
+    ignored = dict(scored.ignored_labels)
+    for label, n in (held_out.ignored_labels if held_out else {}).items():
+        ignored[label] = ignored.get(label, 0) + n
+    return skipped, ignored
+
+
 def calibrate_thresholds(scored: ScoredSet, target: float, default_threshold: float,
                          held_out: ScoredSet | None = None) -> Calibration:
     """Per-class thresholds for recall ``target`` (matches at IoU 0.5, class-aware) on
@@ -152,10 +161,7 @@ def calibrate_thresholds(scored: ScoredSet, target: float, default_threshold: fl
     points = {name: found.get(k) for k, name in enumerate(scored.classes)}
     chosen = thresholds_of(points)
     later = None if held_out is None else check(held_out, chosen, default_threshold)
-    skipped = scored.skipped + (held_out.skipped if held_out else [])
-    ignored = dict(scored.ignored_labels)
-    for label, n in (held_out.ignored_labels if held_out else {}).items():
-        ignored[label] = ignored.get(label, 0) + n
+    skipped, ignored = _notes(scored, held_out)
     return Calibration(scored.classes, target, points, check(scored, chosen, default_threshold),
                        later, default_threshold, skipped, ignored)
 
@@ -225,10 +231,7 @@ def calibrate_parcels(scored: ScoredSet, default_threshold: float, pd: float | N
     decision replayed there and on ``held_out``."""
     threshold = threshold_for_parcels(scored, pd, far)
     chosen = {} if threshold is None else dict.fromkeys(scored.classes, threshold)
-    skipped = scored.skipped + (held_out.skipped if held_out else [])
-    ignored = dict(scored.ignored_labels)
-    for label, n in (held_out.ignored_labels if held_out else {}).items():
-        ignored[label] = ignored.get(label, 0) + n
+    skipped, ignored = _notes(scored, held_out)
     target = ("pd", pd) if pd is not None else ("far", far)
     return ParcelCalibration(
         scored.classes, target, threshold, check(scored, chosen, default_threshold),

@@ -205,17 +205,18 @@ class Footprint:
                          xs.max() + 1 + self.x0, ys.max() + 1 + self.y0], np.float32)
 
 
+def slab_corners(item: Item) -> np.ndarray:
+    """[N, 3] corners (u, v, w in mm) of every non-empty slab's bounding box."""
+    corners = [np.array(np.meshgrid([u0, u1], [v0, v1], [w0, w1])).reshape(3, -1).T
+               for u0, v0, w0, u1, v1, w1 in (s.bounds for s in item.slabs if len(s.uv))]
+    return np.concatenate(corners) if corners else np.zeros((0, 3))
+
+
 def projected_box(item: Item, rot: np.ndarray, center_px, pitch_mm: float,
                   stretch: float = 1.0) -> np.ndarray:
     """xyxy (px) enclosing what ``project`` would cover: the rotated corners of each slab's
     bounding box (cheap, and never smaller than the footprint)."""
-    corners = []
-    for slab in item.slabs:
-        if not len(slab.uv):
-            continue
-        u0, v0, w0, u1, v1, w1 = slab.bounds
-        corners.append(np.array(np.meshgrid([u0, u1], [v0, v1], [w0, w1])).reshape(3, -1).T)
-    pts = np.concatenate(corners) @ rot[:2].T
+    pts = slab_corners(item) @ rot[:2].T
     scale = np.array([stretch, 1.0]) / pitch_mm
     return np.concatenate([pts.min(0) * scale + center_px, pts.max(0) * scale + center_px])
 
@@ -223,15 +224,10 @@ def projected_box(item: Item, rot: np.ndarray, center_px, pitch_mm: float,
 def beam_depth_mm(item: Item, rot: np.ndarray) -> float:
     """How far ``item`` rotated by ``rot`` reaches along the beam (mm): it must fit the
     parcel's depth, so a 400 mm baton cannot stand on end in a 150 mm box."""
-    corners = []
-    for slab in item.slabs:
-        if not len(slab.uv):
-            continue
-        u0, v0, w0, u1, v1, w1 = slab.bounds
-        corners.append(np.array(np.meshgrid([u0, u1], [v0, v1], [w0, w1])).reshape(3, -1).T)
-    if not corners:
+    corners = slab_corners(item)
+    if not len(corners):
         return 0.0
-    depth = np.concatenate(corners) @ rot[2]
+    depth = corners @ rot[2]
     return float(depth.max() - depth.min())
 
 
