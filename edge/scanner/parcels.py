@@ -32,6 +32,7 @@ TUNNEL_MARGIN_MM = 30.0
 # the scan: it stays in the parcel, but no one could be asked to find it, so it gets no label.
 VISIBLE_ATT = 0.03
 AA = 4  # supersampling of container outlines
+THREAT_DRAWS = 4  # threats drawn per wanted threat until one fits the parcel
 # Callable in grey (``visible_in_grey``), in grey levels of ``render_grey``; chosen by looking at
 # the threat gallery's least visible instances (docs/gallery/README.md).
 GREY_CALL_LEVELS = 15.0
@@ -220,9 +221,14 @@ def compose_parcel(rng: np.random.Generator, geo: ScanGeometry, threat: bool,
     boxes, labels, placed = [], [], []
     if threat:
         for _ in range(1 if rng.random() < 0.85 else 2):
-            label = str(rng.choice(phantoms.THREAT_CLASSES))
-            item = phantoms.make_threat(label, rng, geo.cell_mm, exclude=exclude)
-            fp = place(item, box, rng, geo, tries=30)
+            # A threat too big for this parcel gives way to another draw, so a threat parcel
+            # almost always carries one (a narrow tunnel's small boxes refuse many).
+            for _ in range(THREAT_DRAWS):
+                label = str(rng.choice(phantoms.THREAT_CLASSES))
+                item = phantoms.make_threat(label, rng, geo.cell_mm, exclude=exclude)
+                fp = place(item, box, rng, geo, tries=30)
+                if fp is not None:
+                    break
             if fp is None:
                 continue
             canvas.add(fp)
