@@ -37,6 +37,9 @@ from models.train import MEAN, STD, input_side
 
 OPSET = 17
 CALIBRATION_TILES = 256
+# Tiles whose activations are held at once while calibrating: all 256 of a Lite0 at 320 px
+# would hold over 24 GB; the histograms gather chunk by chunk.
+CALIBRATION_CHUNK = 32
 
 
 def load_ema(checkpoint: Path) -> tuple[ParcelNet, dict]:
@@ -112,11 +115,27 @@ def calibration_tiles(records: list[data.Record], size: int, limit: int) -> np.n
 
 
 class Tiles(CalibrationDataReader):
+    """Calibration tiles, read a chunk at a time (``set_range``): onnxruntime holds every
+    activation of the tiles it has read until the reader runs dry."""
+
     def __init__(self, tiles: np.ndarray):
-        self.items = iter([{"images": t[None]} for t in tiles])
+        self.tiles = tiles
+        self.set_range(0, len(tiles))
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.items = iter([{"images": t[None]} for t in self.tiles[start_index:end_index]])
 
     def get_next(self):
         return next(self.items, None)
+
+
+def chunk_size(n: int) -> int:
+    """The largest chunk of at most ``CALIBRATION_CHUNK`` tiles that divides ``n`` (onnxruntime
+    takes equal chunks only)."""
+    return max(d for d in range(1, min(n, CALIBRATION_CHUNK) + 1) if n % d == 0)
 
 
 def quantise(fp32: Path, out: Path, tiles: np.ndarray) -> None:
@@ -128,7 +147,8 @@ def quantise(fp32: Path, out: Path, tiles: np.ndarray) -> None:
     quantize_static(str(prepared), str(out), Tiles(tiles), quant_format=QuantFormat.QDQ,
                     per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
-                    extra_options={"CalibPercentile": 99.999})
+                    extra_options={"CalibPercentile": 99.999,
+                                   "CalibStridedMinMax": chunk_size(len(tiles))})
     prepared.unlink()
     # quantize_static keeps metadata only sometimes: copy it across explicitly.
     meta = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
