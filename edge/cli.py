@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edge.config import ConfigError, EdgeConfig, dump_config, load_config
 
-FP32_EXPORT = Path("runs/parcelnet/parcelnet.fp32.onnx")  # written by `make train`
+FP32_EXPORT = Path("runs/lite0/lite0.fp32.onnx")  # written by `make train`
 
 
 def _config(args) -> EdgeConfig:

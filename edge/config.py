@@ -194,9 +194,8 @@ class RenderConfig(Section):
                                             "single-energy grey.")
 
 
-# The model that ships with the source (models/parcelnet/CARD.md), found from the package.
-SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "parcelnet" / \
-    "parcelnet.int8.onnx"
+# The model that ships with the source (models/lite0/CARD.md), found from the package.
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "lite0" / "lite0.int8.onnx"
 
 
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
@@ -207,7 +206,7 @@ class DetectorConfig(Section):
 
     # A factory, not a value: the schema must not carry this checkout's absolute path.
     model: Path | None = Field(default_factory=lambda: SHIPPED_MODEL, description="ONNX model "
-                               "file (default: the model shipped in models/parcelnet); none: no "
+                               "file (default: the model shipped in models/lite0); none: no "
                                "detection.")
     providers: tuple[str, ...] = Field(("CPUExecutionProvider",), description="onnxruntime "
                                        "execution providers in order of preference (CUDA, "
@@ -302,7 +301,7 @@ class PipelineConfig(Section):
     """Threads and queues of the live loop."""
 
     detector: Literal["model", "ground-truth"] = Field(
-        "ground-truth", description="model: the ONNX detector; ground-truth: a stand-in that "
+        "model", description="model: the ONNX detector; ground-truth: a stand-in that "
         "reports the simulator's own threat boxes (for testing the loop without a model).")
     queue: int = Field(8, ge=1, le=256, description="Parcels waiting for the detector; a parcel "
                        "that finds the queue full is diverted uninspected, never dropped.")

@@ -501,7 +501,7 @@ def main() -> None:
     parser.add_argument("--max-hidden", type=float, default=0.5,
                         help="not callable when more of the threat than this lies behind "
                              "clutter that alone leaves under 1e-3 of the beam")
-    parser.add_argument("--model", default="models/parcelnet/parcelnet.int8.onnx",
+    parser.add_argument("--model", default="models/lite0/lite0.int8.onnx",
                         help="detector run on each pseudo-colour image to relate misses to the "
                              "measures ('' to skip)")
     parser.add_argument("--crop-samples", type=int, default=400,
