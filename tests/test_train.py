@@ -14,7 +14,7 @@ import torch
 
 from edge.detect.model import Detector
 from models import data
-from models.export import export_fp32, metadata, quantise
+from models.export import CALIBRATION_CHUNK, Tiles, chunk_size, export_fp32, metadata, quantise
 from models.loss import assign, cell_grid, detection_loss
 from models.net import STRIDES, ParcelNet
 
@@ -293,3 +293,20 @@ def test_crop_and_input_options_are_checked():
                 ["--early-epochs", "3"], ["--crop", "0"], ["--input", "300"], ["--input", "32"]):
         with pytest.raises(SystemExit):
             parse(bad)
+
+
+@pytest.mark.parametrize("n", [1, 7, 40, 240, 256, 97])
+def test_calibration_chunks_divide_the_tiles_and_stay_small(n):
+    size = chunk_size(n)
+    assert n % size == 0 and 1 <= size <= CALIBRATION_CHUNK
+    assert not any(n % d == 0 for d in range(size + 1, min(n, CALIBRATION_CHUNK) + 1))
+
+
+def test_calibration_reads_every_tile_once_chunk_by_chunk():
+    tiles = np.arange(12, dtype=np.uint8).reshape(12, 1, 1, 1)
+    reader, seen = Tiles(tiles), []
+    for start in range(0, 12, 4):
+        reader.set_range(start, start + 4)
+        while (item := reader.get_next()) is not None:
+            seen.append(int(item["images"][0, 0, 0, 0]))
+    assert len(reader) == 12 and seen == list(range(12))
