@@ -37,8 +37,8 @@ from models.train import MEAN, STD, input_side
 
 OPSET = 17
 CALIBRATION_TILES = 256
-# Tiles whose activations are held at once while calibrating: all 256 of a Lite0 at 320 px
-# would hold over 24 GB; the histograms gather chunk by chunk.
+# Tiles whose activations are held at once while calibrating: every tile of a Lite0 at 320 px
+# at once (240) overran 24 GB; the histograms gather chunk by chunk.
 CALIBRATION_CHUNK = 32
 
 
