@@ -37,8 +37,8 @@ test: dev
 # simulated test set, then choose the operating point (calibration/thresholds.json) on the
 # validation set and check it on the test set. EfficientNet-Lite0 from its ImageNet weights by
 # default (MODEL=parcelnet: our own network from random weights). About 85 minutes on two
-# quiet CPU cores from nothing (simulation 9, training 70, export, evaluation and thresholds 6); a GPU when torch sees one. Interrupted, run it again with
-# ARGS=--resume.
+# quiet CPU cores from nothing (simulation 9, training 70, export, evaluation and thresholds
+# 6); a GPU when torch sees one. Interrupted, run it again with ARGS=--resume.
 MODEL ?= lite0
 EPOCHS ?= 16
 train: dev
