@@ -16,9 +16,8 @@ from edge.config import EdgeConfig
 from edge.imaging.barcode import read_label
 from edge.imaging.correct import FlatField
 from edge.imaging.segment import Segment
-from edge.scanner.phantoms import THREAT_CLASSES
-from edge.scanner.sim import SimScanner
-from edge.types import Detections, Parcel, Photo
+from edge.interfaces import Calibrates
+from edge.types import Parcel, Photo
 
 FLATFIELD_FILE = "flatfield.npz"
 MAX_READING = 3  # photos queued for the label reader at most
@@ -38,32 +37,21 @@ def encoder_break(last: int | None, encoder: np.ndarray, counts_per_line: float)
             f"{counts_per_line:g}")
 
 
-def open_scanner(config: EdgeConfig) -> SimScanner:
-    return SimScanner(config.scanner)
-
-
 def flatfield_path(config: EdgeConfig) -> Path:
     return Path(config.calibration_dir) / FLATFIELD_FILE
 
 
-def capture_flatfield(scanner: SimScanner, lines: int = 512) -> FlatField:
+def capture_flatfield(scanner: Calibrates, lines: int = 512) -> FlatField:
     dark = scanner.capture_calibration(lines, source_on=False)
     air = scanner.capture_calibration(lines, source_on=True)
     return FlatField.from_lines(dark.hi, dark.lo, air.hi, air.lo)
 
 
-def calibrate_flatfield(config: EdgeConfig, lines: int = 512, out: Path | None = None) -> Path:
-    """Capture dark (source off) and air (empty belt) lines and write the correction tables."""
-    path = Path(out) if out else flatfield_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    capture_flatfield(open_scanner(config), lines).save(path)
-    return path
-
-
-def load_or_capture_flatfield(config: EdgeConfig, scanner: SimScanner,
+def load_or_capture_flatfield(config: EdgeConfig, scanner: Calibrates | None,
                               log: Callable[[str], None] = print) -> FlatField:
     """The stored tables when they fit this scanner, else a fresh capture (as scanners do at
-    power-up on an empty belt)."""
+    power-up on an empty belt) from a scanner that can take one. A scanner that cannot (one
+    streaming over TCP) needs the stored tables: without them this raises ValueError."""
     path = flatfield_path(config)
     if path.exists():
         try:
@@ -74,8 +62,12 @@ def load_or_capture_flatfield(config: EdgeConfig, scanner: SimScanner,
                 f"{config.scanner.n_pixels}: recalibrating")
         except ValueError as exc:
             log(f"{exc}: recalibrating")
-    else:
+    elif scanner is not None:
         log(f"no {path}: calibrating dark and air on the empty belt")
+    if scanner is None:
+        raise ValueError(f"no usable flat-field tables at {path}: this scanner source cannot "
+                         "capture dark and air lines itself; write them there first "
+                         "(docs/scanner-tcp.md)")
     return capture_flatfield(scanner)
 
 
@@ -86,12 +78,15 @@ class PhotoMatcher:
     scan starts ``offset_counts`` encoder counts later. Labels are read on a thread of their
     own: an unreadable photo can take a second to give up on, and the capture loop must not
     wait for it. The camera sits upstream, so the label is normally read long before the
-    parcel has been scanned; ``match`` waits at most ``wait_s`` for one still being read."""
+    parcel has been scanned; ``match`` waits at most ``wait_s`` for one still being read.
+    ``read`` reads the label from a photo's image (tests put a fake in its place)."""
 
-    def __init__(self, offset_counts: int, tolerance_counts: int, wait_s: float = 0.2):
+    def __init__(self, offset_counts: int, tolerance_counts: int, wait_s: float = 0.2, *,
+                 read: Callable[[np.ndarray], str | None] = read_label):
         self.offset = offset_counts
         self.tolerance = tolerance_counts
         self.wait_s = wait_s
+        self.read = read
         # A photo waits for its parcel a metre of belt at most: a few parcels, not hundreds
         # of full-HD frames.
         self.photos: deque[tuple[Photo, Future]] = deque(maxlen=8)
@@ -109,7 +104,7 @@ class PhotoMatcher:
             skipped.set_result(None)
             self.photos.append((photo, skipped))
             return
-        self.photos.append((photo, self._reader.submit(read_label, photo.image)))
+        self.photos.append((photo, self._reader.submit(self.read, photo.image)))
 
     def match(self, encoder_start: int, encoder_end: int) -> tuple[Photo | None, str | None]:
         for index, (photo, label) in enumerate(self.photos):
@@ -125,16 +120,11 @@ class PhotoMatcher:
         return None, None
 
 
-def to_parcel(seg: Segment, seq: int, scanner: SimScanner, matcher: PhotoMatcher,
+def to_parcel(seg: Segment, seq: int, matcher: PhotoMatcher,
               reread: Callable[[str | None], str | None] = lambda label: label) -> Parcel:
     """The parcel of ``seg``, named by its photo's label as ``reread`` returns it (the fault
     injector's hook), else by its sequence number."""
     photo, label = matcher.match(int(seg.encoder[0]), int(seg.encoder[-1]))
     label = reread(label)
-    truths = scanner.truth(seg.start_line, seg.hi.shape[1])
-    boxes = [t.boxes for t in truths]
-    labels = [lab for t in truths for lab in t.labels]
-    truth = Detections(np.concatenate(boxes) if boxes else np.zeros((0, 4)),
-                       np.ones(len(labels)), [THREAT_CLASSES.index(lab) for lab in labels])
     return Parcel(label or f"UNREAD{seq:06d}", seq, seg.hi, seg.lo, seg.encoder, seg.t,
-                  photo=photo, truth=truth, truth_labels=labels)
+                  photo=photo)

@@ -39,7 +39,12 @@ def cmd_calibrate(args) -> int:
     config = _config(args)
     if args.what == "thresholds":
         return _calibrate_thresholds(args, config)
-    from edge.capture import calibrate_flatfield
+    if config.scanner.type != "sim":
+        print(f"edge: scanner.type {config.scanner.type} cannot take dark and air lines on "
+              "command; docs/scanner-tcp.md says how to write the flat-field tables",
+              file=sys.stderr)
+        return 2
+    from edge.scanner.harness import calibrate_flatfield
 
     path = calibrate_flatfield(config, lines=args.lines, out=args.out)
     print(f"wrote {path}")
@@ -337,11 +342,15 @@ def with_faults(config: EdgeConfig, specs: list[str]) -> EdgeConfig:
 
 
 def cmd_run(args) -> int:
-    from edge.pipeline import StartError, run
+    from edge.pipeline import Hub, StartError, run
 
     config = with_faults(_config(args), args.fault)
+    if config.scanner.type == "sim":
+        from edge.scanner.harness import SimulatedHub as build
+    else:
+        build = Hub.from_config
     try:
-        return run(config, duration_s=args.duration, summary_path=args.summary)
+        return run(config, build, duration_s=args.duration, summary_path=args.summary)
     except StartError as exc:
         print(f"edge: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -85,19 +85,38 @@ def _type_or(default: str):
     return Discriminator(pick)
 
 
-class SimScannerConfig(Section):
+class ScannerGeometry(Section):
+    """What the live loop must know of any line-scan scanner, simulated or real."""
+
+    belt_speed_mm_s: float = Field(500.0, gt=0, le=5000, description="Belt speed, mm/s.")
+    n_pixels: int = Field(768, ge=64, le=4096, description="Detector pixels across the tunnel.")
+    pitch_mm: float = Field(1.0, ge=0.25, le=4.0, description="Detector pixel pitch, mm; the "
+                            "line rate is belt speed / pitch so pixels are square.")
+    low_kev: float = Field(50.0, ge=20, le=160, description="Effective energy, low channel, keV.")
+    high_kev: float = Field(80.0, ge=20, le=160, description="Effective energy, high channel.")
+    encoder_counts_per_mm: float = Field(4.0, gt=0, le=1000, description="Belt encoder "
+                                         "resolution, counts per mm of belt travel.")
+    camera_offset_mm: float = Field(600.0, ge=0, le=20000, description="Top camera (and its "
+                                    "photo-eye) distance upstream of the X-ray scan plane, mm.")
+
+    @model_validator(mode="after")
+    def _energies_ordered(self) -> ScannerGeometry:
+        if self.high_kev <= self.low_kev:
+            raise ValueError(f"high_kev ({self.high_kev}) must be above low_kev ({self.low_kev})")
+        return self
+
+    @property
+    def line_rate_hz(self) -> float:
+        return self.belt_speed_mm_s / self.pitch_mm
+
+
+class SimScannerConfig(ScannerGeometry):
     """The physics simulator of a dual-energy line-scan parcel scanner (the embedded default)."""
 
     type: Literal["sim"] = "sim"
     seed: int = Field(0, description="Seed of the parcel stream; same seed, same stream.")
     realtime: bool = Field(True, description="Pace lines to the wall clock, as a real scanner.")
-    belt_speed_mm_s: float = Field(500.0, gt=0, le=5000, description="Belt speed, mm/s.")
-    n_pixels: int = Field(768, ge=64, le=4096, description="Detector pixels across the tunnel.")
-    pitch_mm: float = Field(1.0, ge=0.25, le=4.0, description="Detector pixel pitch, mm; the "
-                            "line rate is belt speed / pitch so pixels are square.")
     block_lines: int = Field(64, ge=1, le=4096, description="Lines per LineBlock.")
-    low_kev: float = Field(50.0, ge=20, le=160, description="Effective energy, low channel, keV.")
-    high_kev: float = Field(80.0, ge=20, le=160, description="Effective energy, high channel.")
     photons_low: float = Field(8000, gt=0, description="Mean photons per pixel per line "
                                "through air, low channel (sets quantum noise).")
     photons_high: float = Field(20000, gt=0, description="Same for the high channel.")
@@ -114,27 +133,31 @@ class SimScannerConfig(Section):
                                         "parcels on the belt, mm.")
     touch_share: float = Field(0.05, ge=0, le=1, description="Share of parcels that touch the "
                                "one before them.")
-    encoder_counts_per_mm: float = Field(4.0, gt=0, le=1000, description="Belt encoder "
-                                         "resolution, counts per mm of belt travel.")
-    camera_offset_mm: float = Field(600.0, ge=0, le=20000, description="Top camera distance "
-                                    "upstream of the X-ray scan plane, mm.")
     exclude_families: tuple[str, ...] = Field((), description="Object families never drawn "
                                               "(held out for generalisation tests).")
 
     @model_validator(mode="after")
-    def _energies_ordered(self) -> SimScannerConfig:
-        if self.high_kev <= self.low_kev:
-            raise ValueError(f"high_kev ({self.high_kev}) must be above low_kev ({self.low_kev})")
+    def _gaps_ordered(self) -> SimScannerConfig:
         if not 0 <= self.gap_mm[0] <= self.gap_mm[1]:
             raise ValueError(f"gap_mm must be (min, max) with 0 <= min <= max, got {self.gap_mm}")
         return self
 
-    @property
-    def line_rate_hz(self) -> float:
-        return self.belt_speed_mm_s / self.pitch_mm
+
+class TcpScannerConfig(ScannerGeometry):
+    """Raw line blocks and photo-eye events over TCP from the scanner's acquisition PC
+    (framing in docs/scanner-tcp.md)."""
+
+    type: Literal["tcp"] = "tcp"
+    host: str = Field("127.0.0.1", description="The acquisition PC's address.")
+    port: int = Field(5020, ge=1, le=65535, description="Its TCP port.")
+    connect_timeout_s: float = Field(5.0, gt=0, le=600, description="Give up connecting "
+                                     "(and raise) after this long, s.")
 
 
-ScannerConfig = Annotated[Annotated[SimScannerConfig, Tag("sim")], _type_or("sim")]
+ScannerConfig = Annotated[
+    Annotated[SimScannerConfig, Tag("sim")] | Annotated[TcpScannerConfig, Tag("tcp")],
+    _type_or("sim"),
+]
 
 
 class SimCameraConfig(Section):
@@ -164,8 +187,15 @@ class CaptureCameraConfig(Section):
     source: int | str = Field(0, description="Device index, stream URL or video file path.")
 
 
+class NoCameraConfig(Section):
+    """No top camera: parcels are named by their sequence number."""
+
+    type: Literal["none"] = "none"
+
+
 CameraConfig = Annotated[
-    Annotated[SimCameraConfig, Tag("sim")] | Annotated[CaptureCameraConfig, Tag("capture")],
+    Annotated[SimCameraConfig, Tag("sim")] | Annotated[CaptureCameraConfig, Tag("capture")]
+    | Annotated[NoCameraConfig, Tag("none")],
     _type_or("sim"),
 ]
 
@@ -399,6 +429,20 @@ class EdgeConfig(BaseSettings):
                              f"nak_busy); plc.type is {plc}")
         return self
 
+    @model_validator(mode="after")
+    def _simulated_parts_need_the_simulated_belt(self) -> EdgeConfig:
+        """A simulated camera photographs, and a simulated PLC diverts, the simulated belt's
+        parcels: with a real scanner they have nothing to work on."""
+        if self.scanner.type != "sim":
+            wrong = [f"camera.type {self.camera.type}"] if self.camera.type == "sim" else []
+            if self.plc.type in ("sim", "sim-modbus"):
+                wrong.append(f"plc.type {self.plc.type}")
+            if wrong:
+                raise ValueError(f"{' and '.join(wrong)} need scanner.type sim (scanner.type "
+                                 f"is {self.scanner.type}): use camera.type capture or none, "
+                                 "and plc.type serial, modbus or none")
+        return self
+
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],
                                    init_settings: PydanticBaseSettingsSource,
@@ -420,6 +464,18 @@ class _NamingEnvSource(EnvSettingsSource):
     stock source then reports only the section ("scanner"), not the variable.
     """
 
+    def _field_is_complex(self, field: FieldInfo) -> tuple[bool, bool]:
+        # A section chosen by ``type`` is a union of models: the stock source lets its
+        # undecodable JSON through as a bare string, which then fails with a message that
+        # names neither the variable nor the remedy.
+        is_complex, allow_parse_failure = super()._field_is_complex(field)
+        args = get_args(field.annotation) if get_origin(field.annotation) in (Union, UnionType) \
+            else ()
+        if is_complex and args and all(isinstance(a, type) and issubclass(a, BaseModel)
+                                       for a in map(_model_of, args)):
+            return True, False
+        return is_complex, allow_parse_failure
+
     def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
         try:
             return super().decode_complex_value(field_name, field, value)
@@ -429,6 +485,11 @@ class _NamingEnvSource(EnvSettingsSource):
             raise _EnvJsonError(f"environment variable {name} ({_field_of_env(name)}) is not "
                                 f"valid JSON (got {value!r}): {exc}; "
                                 f"{_json_hint(name, default)}") from None
+
+
+def _model_of(annotation: Any) -> Any:
+    """``Annotated[Model, Tag(...)]`` -> ``Model``."""
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
 
 
 def _env_name_holding(env_vars: Mapping[str, str | None], key: str, value: str) -> str:

@@ -9,6 +9,11 @@ a divert for any other. The PLC diverts every parcel it holds no release for, so
 that never reaches it fails closed. Every fault lands in one place, ``FailSafe``: an alarm,
 and the PLC told to divert everything until the fault has passed. No stage thread dies of an
 exception: a supervisor counts it as a fault and runs the stage again.
+
+The hub knows its scanner, camera, detector and PLC link only through ``edge.interfaces``.
+``Hub.from_config`` builds a line from real parts; the simulator's harness
+(``simulator.harness.SimulatedHub``) builds one on the simulated belt and adds what only a
+simulation can know: which parcels carried threats, and what the diverter did with them.
 """
 
 from __future__ import annotations
@@ -25,26 +30,19 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.capture import (
-    PhotoMatcher,
-    encoder_break,
-    load_or_capture_flatfield,
-    open_scanner,
-    to_parcel,
-)
+from edge.capture import PhotoMatcher, encoder_break, load_or_capture_flatfield, to_parcel
 from edge.config import EdgeConfig
 from edge.decide import Policy
-from edge.detect.parcel import GroundTruthDetector, ModelDetector
+from edge.detect.parcel import ModelDetector
 from edge.failsafe import FailSafe
 from edge.faults import Faults, InjectedCrash
-from edge.imaging.correct import correct
-from edge.imaging.segment import Segmenter
+from edge.imaging.correct import FlatField, correct
+from edge.imaging.segment import Segment, Segmenter
+from edge.interfaces import Camera, Detector, DivertLink, EndOfStream, Scanner
 from edge.ledger import Entry, Ledger, percentiles_ms, uninspected
 from edge.plc.frames import RELEASE, Command
 from edge.plc.link import PlcLink
-from edge.scanner.camera import open_camera
-from edge.scanner.sim import SimScanner
-from edge.types import Action, Parcel, Verdict
+from edge.types import Action, BeltEvent, Parcel, Verdict
 
 DIVERT_LANE = 1  # manual inspection
 
@@ -65,47 +63,34 @@ class Stages:
                 if self.queue_depth else 0.0}
 
 
-def open_detector(config: EdgeConfig):
-    if config.pipeline.detector == "ground-truth":
-        return GroundTruthDetector()
-    return ModelDetector(config)
-
-
 class Hub:
     """One inspection line: scanner, detector, decision, PLC (module docstring)."""
 
-    def __init__(self, config: EdgeConfig, detector=None, link=None, plc=None,
-                 log: Callable[[str], None] = print, show: Callable[[Parcel, Verdict], None]
-                 | None = None, plc_options: dict | None = None):
+    def __init__(self, config: EdgeConfig, scanner: Scanner, flat: FlatField,
+                 detector: Detector, camera: Camera | None = None,
+                 link: DivertLink | None = None, log: Callable[[str], None] = print,
+                 show: Callable[[Parcel, Verdict], None] | None = None, seed: int = 0):
         self.config, self.log = config, log
-        self.faults = Faults(config.faults, seed=config.scanner.seed)
-        self.scanner = open_scanner(config)
-        self.flat = load_or_capture_flatfield(config, self.scanner, log)
+        self.faults = Faults(config.faults, seed=seed)
+        self.scanner, self.flat, self.camera = scanner, flat, camera
         self.segmenter = Segmenter(config.segment, config.scanner.pitch_mm)
-        self.camera = open_camera(config.camera, config.scanner.seed)
         cpm = config.scanner.encoder_counts_per_mm
         self.counts_per_mm = cpm
         self.matcher = PhotoMatcher(int(config.scanner.camera_offset_mm * cpm),
                                     int(config.segment.margin_mm * 2 * cpm))
-        self.detector = detector if detector is not None else open_detector(config)
+        self.detector = detector
         self.policy = Policy.from_config(config, self.detector.classes)
         self.failsafe = FailSafe(config.pipeline.failsafe_hold_s, log, self._tell_plc)
-        self.plc = plc
-        self.links: list = []   # every host session's link (more than one after a restart)
-        self.link = None
+        self.links: list[DivertLink] = []   # every host session's (several after a restart)
+        self.link: DivertLink | None = None
         self._output_open = False
-        if link is None and config.plc.type != "none":
-            options = self.faults.plc_options() | (plc_options or {})
-            self.plc, link = open_plc(config, self.scanner, self.plc, **options)
         if link is not None:
             self.attach(link)
         self.show = show or print_verdict
         self.ledger = Ledger()
         self.queue: queue.Queue[Entry | None] = queue.Queue(config.pipeline.queue)
         self.stages = Stages()
-        self.true_ids: dict[int, list[str]] = {}
-        self.threat_truth: dict[str, bool] = {}
-        self.belt_edges: dict[str, int] = {}   # photo-eye: parcel ID -> edge at the diverter
+        self.capture_s: float | None = None   # how long the scanner was read, once run
         self.issued: list[tuple[int, int]] = []   # (epoch, key) of every command sent
         self._key_base = 0   # keys restart from 1 in each host session
         self._last_encoder: int | None = None
@@ -117,7 +102,36 @@ class Hub:
         self._capturing = threading.Event()   # the scanner is expected to deliver lines
         self._emit_lock = threading.Lock()
 
-    def attach(self, link) -> None:
+    @classmethod
+    def from_config(cls, config: EdgeConfig, **kwargs) -> Hub:
+        """A line of real parts as ``config`` names them: the scanner's acquisition PC over
+        TCP, a real camera or none, the ONNX model, the PLC on its serial port or none."""
+        from edge.sources.camera import open_camera
+        from edge.sources.tcp import TcpLineSource
+        if config.scanner.type != "tcp":
+            raise ValueError(f"scanner.type {config.scanner.type} is not a real scanner "
+                             "source (the simulated line is simulator.harness.SimulatedHub)")
+        if config.pipeline.detector != "model":
+            raise ValueError("pipeline.detector ground-truth reports the simulator's own "
+                             "labels: it needs scanner.type sim")
+        flat = load_or_capture_flatfield(config, None, kwargs.get("log", print))
+        link = new_link(config, config.plc.port) if config.plc.type != "none" else None
+        return cls(config, TcpLineSource(config.scanner), flat, ModelDetector(config),
+                   camera=open_camera(config.camera), link=link, **kwargs)
+
+    # --- what a harness around the hub may add (the simulator's adds its ground truth) -------
+
+    def belt_event(self, event: BeltEvent) -> None:
+        """The photo-eye saw ``event`` (a parcel's leading edge)."""
+
+    def parcel_cut(self, parcel: Parcel, segment: Segment) -> None:
+        """``parcel`` was cut from the stream, before it is opened in the ledger."""
+
+    def belt_clear(self) -> bool:
+        """Whether the run may end: every parcel it answers for is past the diverter."""
+        return True
+
+    def attach(self, link: DivertLink) -> None:
         """Make ``link`` the PLC link of this host session: its outcomes reach the ledger and
         its faults the fail-safe, and its heartbeats carry the fail-safe's state."""
         link.on_done = self._command_done
@@ -140,13 +154,12 @@ class Hub:
 
     # --- stages -------------------------------------------------------------------------------
 
-    def _open(self, parcel: Parcel, truths) -> Entry:
+    def _open(self, parcel: Parcel) -> Entry:
         cfg, speed = self.config, self.config.scanner.belt_speed_mm_s
         lead_mm = cfg.segment.margin_mm   # segments start this much belt ahead of the parcel
         travel_mm = lead_mm + cfg.plc.diverter_distance_mm
         deadline = float(parcel.t[0]) + travel_mm / speed - cfg.plc.margin_s
         divert_at = int(parcel.encoder[0] + travel_mm * self.counts_per_mm)
-        self.true_ids[parcel.seq] = [t.parcel_id for t in truths]
         return self.ledger.open(parcel, deadline, divert_at)
 
     def _capture_once(self, seq: int) -> int:
@@ -156,12 +169,12 @@ class Hub:
         if self.faults.glitch.fire_once(started):
             jump = int(self.config.faults.encoder_glitch * self.counts_per_mm)
             block.encoder[:] += jump
-        for arrival in self.scanner.poll_arrivals():
-            if not self.faults.camera.on(started):
-                self.matcher.add(self.camera.photograph(arrival.parcel_id, arrival.size_mm[:2],
-                                                        arrival.kind, arrival.t,
-                                                        arrival.encoder))
-            self._photo_eye(arrival)
+        for event in self.scanner.poll_events():
+            if self.camera is not None and not self.faults.camera.on(started):
+                photo = self.camera.photograph(event)
+                if photo is not None:
+                    self.matcher.add(photo)
+            self.belt_event(event)
         broken = encoder_break(self._last_encoder, block.encoder,
                                self.config.scanner.pitch_mm * self.counts_per_mm)
         self._last_encoder = int(block.encoder[-1])
@@ -173,9 +186,9 @@ class Hub:
         att_hi, att_lo = correct(block.hi, block.lo, self.flat)
         for seg in self.segmenter.feed(att_hi, att_lo, block.t, block.encoder):
             seq += 1
-            truths = self.scanner.truth(seg.start_line, seg.hi.shape[1])
-            parcel = to_parcel(seg, seq, self.scanner, self.matcher, self.faults.label)
-            entry = self._open(parcel, truths)
+            parcel = to_parcel(seg, seq, self.matcher, self.faults.label)
+            self.parcel_cut(parcel, seg)
+            entry = self._open(parcel)
             self.stages.queue_depth.append(self.queue.qsize())
             try:
                 self.queue.put_nowait(entry)
@@ -189,12 +202,6 @@ class Hub:
         now, faults = time.monotonic(), self.faults
         if faults.stall.fire_once(now):
             time.sleep(self.config.faults.scanner_stall)   # then the backlog arrives late
-        if faults.silent.fire_once(now):
-            self.plc.go_silent(self.config.faults.plc_silent)
-        if faults.modbus.fire_once(now):
-            self.plc.stop_answering(self.config.faults.modbus_timeout)
-        if faults.port.fire_once(now):
-            self.plc.lose_port(self.config.faults.port_loss)
         if faults.restart.fire_once(now) and self.link is not None:
             self._restart_host()
 
@@ -210,17 +217,6 @@ class Hub:
         self.attach(new)
         new.start()
         self.log(f"host restarted: new session epoch {new.epoch:#010x}")
-
-    def _photo_eye(self, arrival) -> None:
-        """Ground truth for outcome accounting: which parcels carry threats, and where."""
-        placed = next((p for p in self.scanner.placed if p.id == arrival.parcel_id), None)
-        if placed is not None:
-            self.threat_truth[arrival.parcel_id] = bool(placed.scene.labels)
-        travel = self.config.scanner.camera_offset_mm + self.config.plc.diverter_distance_mm
-        edge = int(arrival.encoder + travel * self.counts_per_mm)
-        self.belt_edges[arrival.parcel_id] = edge
-        if self.plc is not None:
-            self.plc.expect(arrival.parcel_id, edge)
 
     def _detect(self, parcel: Parcel):
         now = time.monotonic()
@@ -326,7 +322,7 @@ class Hub:
                                     "restarted")
                 time.sleep(0.01)
 
-    def run(self, duration_s: float | None = None, stop_plc: bool = True) -> dict:
+    def run(self, duration_s: float | None = None) -> dict:
         self.faults.restart_clock()
         threads = [threading.Thread(target=self._supervised, args=(f"detect-{k}",
                                                                    self._work_once),
@@ -345,6 +341,8 @@ class Hub:
             while duration_s is None or time.monotonic() - started < duration_s:
                 try:
                     seq = self._capture_once(seq)
+                except EndOfStream:
+                    break
                 except Exception as exc:  # noqa: BLE001 - capture runs on; its parcels fail closed
                     self.failsafe.fault("capture-error", f"{type(exc).__name__}: {exc}")
                     time.sleep(0.01)
@@ -358,24 +356,14 @@ class Hub:
         self._stop.set()
         if self.link is not None:
             self.link.stop()   # commands still queued now count as lost
-        summary = self.summary(time.monotonic() - started)
-        if stop_plc and self.plc is not None:
-            self.plc.stop()
-        return summary
-
-    def _accounted(self) -> dict[str, int]:
-        """Parcels the belt carried up to the last one cut (parcel ID -> edge at the
-        diverter): those a run answers for, scanned or not."""
-        entries = self.ledger.snapshot()
-        if not entries:
-            return {}
-        horizon = max(e.divert_encoder for e in entries) + \
-            int(self.config.segment.margin_mm * 2 * self.counts_per_mm)
-        return {pid: edge for pid, edge in self.belt_edges.items() if edge <= horizon}
+        self.scanner.close()
+        if self.camera is not None:
+            self.camera.close()
+        return self.summary(time.monotonic() - started)
 
     def _drain(self) -> None:
-        """Wait until every parcel has a verdict, its command has an outcome, and (with a
-        simulated PLC) the belt has carried every accounted parcel past the diverter."""
+        """Wait until every parcel has a verdict, its command has an outcome, and (as far as
+        ``belt_clear`` knows) the belt has carried every parcel past the diverter."""
         entries = self.ledger.snapshot()
         last = max((e.deadline for e in entries), default=time.monotonic())
         give_up = last + self.config.plc.margin_s + 2.0
@@ -385,72 +373,36 @@ class Hub:
                 return False
             if self.link is not None and self.link.unacked:
                 return False
-            if self.plc is not None:
-                outcomes = self.plc.outcomes()
-                return all(i in outcomes for i in self._accounted())
-            return True
+            return self.belt_clear()
         while not done() and time.monotonic() < give_up:
             time.sleep(0.01)
 
     def summary(self, elapsed_s: float) -> dict:
+        """The run's figures. ``diverted`` counts what the protocol made of our commands:
+        every parcel but those released with an acknowledged command."""
         entries = self.ledger.snapshot()
         settled = [e for e in entries if e.verdict is not None]
         actions = [e.verdict.action for e in settled]
         latencies = [(e.sent_at or e.settled_at) - e.last_line_t for e in settled]
-        lost = sum(len(link.stats.lost) for link in self.links)
-        outcomes = self.plc.outcomes() if self.plc is not None else None
-        if outcomes is not None:   # what the diverter physically did
-            accounted = [i for i in self._accounted() if i in outcomes]
-            diverted = {i for i in accounted if outcomes[i] == "diverted"}
-            threats = {i for i in accounted if self.threat_truth.get(i)}
-            n_parcels = len(accounted)
-        else:                      # what the protocol makes of our commands
-            released = [e.lane == RELEASE and e.outcome == "acked" for e in entries]
-            diverted = {e.seq for e, r in zip(entries, released, strict=True) if not r}
-            threats = {e.seq for e in entries if e.truth_labels}
-            n_parcels = len(entries)
+        released = sum(e.lane == RELEASE and e.outcome == "acked" for e in entries)
         return {
-            "parcels": len(entries), "belt_parcels": n_parcels, "threat_parcels": len(threats),
-            "diverted": len(diverted), "missed_threats": len(threats - diverted),
-            "false_diverts": len(diverted - threats),
+            "parcels": len(entries), "diverted": len(entries) - released,
             "uninspected": actions.count(Action.UNINSPECTED),
-            "undecided": len(entries) - len(settled), "lost_commands": lost,
+            "undecided": len(entries) - len(settled),
+            "lost_commands": sum(len(link.stats.lost) for link in self.links),
             "commands": dict(sum((Counter(link.stats.outcomes) for link in self.links),
                                  Counter())),
             **self.failsafe.summary(),
             "latency_ms": percentiles_ms(latencies),
-            "detector": getattr(self.detector, "name", type(self.detector).__name__),
+            "detector": self.detector.name,
             "belt_speed_mm_s": self.config.scanner.belt_speed_mm_s,
             "faults": self.config.faults.active,
             "duration_s": round(elapsed_s, 2),
-            "capture_s": round(getattr(self, "capture_s", elapsed_s), 2),
+            "capture_s": round(elapsed_s if self.capture_s is None else self.capture_s, 2),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "stages": self.stages.summary(),
-            "plc": plc_report(self.links, self.plc),
+            "plc": {"link": link_report(self.links)} if self.links else {},
         }
-
-
-def open_plc(config: EdgeConfig, scanner: SimScanner, plc=None, **sim_options):
-    """(simulated PLC or None, host link) for ``config.plc``; ``sim_options`` go to the
-    simulated PLC (its fault injection: corrupt, noise, drop_acks, ack_delay_s, nak_busy)."""
-    cfg = config.plc
-    if cfg.type in ("sim", "sim-modbus") and plc is None:
-        plc = simulated_plc(config, scanner, **sim_options)
-    if plc is not None and not plc.path:
-        plc.start()  # its pseudo-terminal exists from here on
-    return plc, new_link(config, plc.path if plc is not None else cfg.port)
-
-
-def simulated_plc(config: EdgeConfig, scanner: SimScanner, **options):
-    """The simulated belt PLC of ``plc.type`` sim (framed protocol) or sim-modbus."""
-    common = {"counts_per_mm": config.scanner.encoder_counts_per_mm}
-    if config.plc.type == "sim-modbus":
-        from edge.plc.modbus_sim import SimModbusPlc
-        options = {k: v for k, v in options.items() if k in ("drop_acks", "nak_busy") and v}
-        return SimModbusPlc(scanner.encoder_now, modbus_map=config.plc.modbus, **common,
-                            **options)
-    from edge.plc.sim import SimPlc
-    return SimPlc(scanner.encoder_now, heartbeat_s=config.plc.heartbeat_s, **common, **options)
 
 
 def new_link(config: EdgeConfig, port: str):
@@ -466,42 +418,43 @@ def new_link(config: EdgeConfig, port: str):
                    cfg.silent_s)
 
 
-def plc_report(links: list, plc) -> dict:
-    out: dict = {}
-    if links:
-        counters = Counter()
-        for link in links:
-            counters.update({k: (len(v) if isinstance(v, list) else v)
-                             for k, v in vars(link.stats).items() if not isinstance(v, dict)})
-        out["link"] = dict(counters)
-    if plc is not None:
-        out["sim_plc"] = {k: (len(v) if isinstance(v, list) else v)
-                          for k, v in vars(plc.stats).items()}
-    return out
+def link_report(links: list[DivertLink]) -> dict:
+    """Every host session's link counters, summed."""
+    counters: Counter = Counter()
+    for link in links:
+        counters.update({k: (len(v) if isinstance(v, list) else v)
+                         for k, v in vars(link.stats).items() if not isinstance(v, dict)})
+    return dict(counters)
 
 
 class StartError(RuntimeError):
     """The line could not be built (no model, a bad model, a bad threshold table)."""
 
 
-def run(config: EdgeConfig, duration_s: float | None = None, summary_path: Path | None = None,
-        **kwargs) -> int:
+def run(config: EdgeConfig, build: Callable[..., Hub], duration_s: float | None = None,
+        summary_path: Path | None = None, **kwargs) -> int:
+    """Build the line with ``build(config, **kwargs)`` (``Hub.from_config`` or the simulator's
+    harness), run it, print and write its summary. Raises StartError when it cannot start."""
     from serial import SerialException
 
     from edge.detect.model import ModelError
+    from edge.interfaces import ScannerError
+    from edge.sources.camera import CameraError
     plc = config.plc
     if plc.type in ("serial", "modbus") and not plc.port:
         raise StartError(f"plc.port is not set: plc.type {plc.type} needs the PLC's serial "
                          "port (for example /dev/ttyUSB0)")
     try:
-        hub = Hub(config, **kwargs)
-        hub.open_output()
-    except (ModelError, ValueError) as exc:
+        hub = build(config, **kwargs)
+    except (ModelError, ValueError, ScannerError, CameraError) as exc:
         raise StartError(str(exc)) from exc
+    try:
+        hub.open_output()
     except (SerialException, OSError) as exc:
         raise StartError(f"plc.port {plc.port!r} cannot be opened: {exc}") from None
     faults = config.faults.active
-    hub.log(f"detector: {getattr(hub.detector, 'name', '?')}; PLC: {config.plc.type}"
+    hub.log(f"detector: {hub.detector.name}; scanner: {config.scanner.type}; "
+            f"PLC: {config.plc.type}"
             + (f"; injected faults: {', '.join(faults)}" if faults else ""))
     summary = hub.run(duration_s)
     hub.log(summary_line(summary))
@@ -511,16 +464,17 @@ def run(config: EdgeConfig, duration_s: float | None = None, summary_path: Path 
 
 
 def summary_line(summary: dict) -> str:
-    """The run in one line, for the operator's console (the JSON summary has the rest)."""
+    """The run in one line, for the operator's console (the JSON summary has the rest).
+    Missed threats and false diverts are told where the run knows the truth (a simulation)."""
     kinds = ", ".join(f"{k} {n}" for k, n in summary["alarm_kinds"].items())
+    truth = (f"{summary['missed_threats']} threats missed, {summary['false_diverts']} false "
+             "diverts, ") if "missed_threats" in summary else ""
     return (f"summary: {summary['parcels']} parcels, {summary['diverted']} diverted "
-            f"({summary['uninspected']} uninspected), {summary['missed_threats']} threats "
-            f"missed, {summary['false_diverts']} false diverts, {summary['lost_commands']} "
+            f"({summary['uninspected']} uninspected), {truth}{summary['lost_commands']} "
             f"commands lost, {summary['alarms']} alarms" + (f" ({kinds})" if kinds else ""))
 
 
 def print_verdict(parcel: Parcel, verdict: Verdict) -> None:
-    truth = ", ".join(parcel.truth_labels) or "none"
     found = f" ({verdict.reason})" if verdict.reason else ""
-    print(f"parcel {parcel.id}: {verdict.action.value}{found}; {parcel.shape[1]} lines, "
-          f"simulated threats: {truth}", flush=True)
+    print(f"parcel {parcel.id}: {verdict.action.value}{found}; {parcel.shape[1]} lines",
+          flush=True)

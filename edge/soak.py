@@ -74,10 +74,10 @@ def soak_config(name: str, faults: dict, speed: float, seed: int):
 
 def soak_row(name: str, faults: dict, speed: float, seconds: float, seed: int = 11) -> dict:
     """One live run with ``faults`` at ``speed`` mm/s for ``seconds``; its row."""
-    from edge.pipeline import Hub
+    from edge.scanner.harness import SimulatedHub
 
     config = soak_config(name, faults, speed, seed)
-    hub = Hub(config, log=lambda line: None, show=lambda parcel, verdict: None)
+    hub = SimulatedHub(config, log=lambda line: None, show=lambda parcel, verdict: None)
     started = time.monotonic()
     summary = hub.run(seconds)
     applied = Counter(hub.plc.stats.applied)

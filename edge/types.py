@@ -55,6 +55,15 @@ class LineBlock:
 
 
 @dataclass(frozen=True)
+class BeltEvent:
+    """A parcel's leading edge crossing the photo-eye at the top camera, upstream of the scan
+    plane: the time (s, monotonic clock) and the belt encoder count then."""
+
+    t: float
+    encoder: int
+
+
+@dataclass(frozen=True)
 class Photo:
     """A top-camera photo of a parcel. image: BGR uint8 ``[H, W, 3]``."""
 

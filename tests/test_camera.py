@@ -6,7 +6,9 @@ import pytest
 
 from edge.config import CaptureCameraConfig, SimCameraConfig
 from edge.imaging.barcode import draw_qr, read_label
-from edge.scanner.camera import CameraError, CaptureCamera, SimCamera, open_camera
+from edge.scanner.camera import SimCamera
+from edge.sources.camera import CameraError, CaptureCamera, open_camera
+from edge.types import BeltEvent
 
 BATCH = 40
 MIN_READ_RATE = 0.95
@@ -22,7 +24,7 @@ def random_parcels(count: int, seed: int):
 
 @pytest.mark.parametrize("code", ["qr", "code128"])
 def test_sim_photos_carry_readable_labels(code):
-    camera = open_camera(SimCameraConfig(code=code), seed=7)
+    camera = SimCamera(SimCameraConfig(code=code), seed=7)
     assert isinstance(camera, SimCamera)
     misread = []
     for parcel_id, size, kind in random_parcels(BATCH, seed=11):
@@ -90,7 +92,8 @@ def test_capture_camera_reads_a_video_file(tmp_path):
         assert [p.encoder for p in photos] == [0, 10, 20, 30]
         brightness = [p.image.mean() for p in photos]
         assert brightness == sorted(brightness) and brightness[3] > brightness[0] + 100
-        last = camera.photograph("ignored", (1, 1), "box", 4.0, 40)  # the next frame, as is
+        last = camera.photograph(BeltEvent(4.0, 40))  # the next frame, as is
+        assert (last.t, last.encoder) == (4.0, 40)
         assert read_label(last.image) == "EDG990000001"
         with pytest.raises(CameraError, match="belt.avi.*gave no frame"):
             camera.grab(5.0, 50)

@@ -11,8 +11,7 @@ from collections import Counter
 import pytest
 
 from edge.config import EdgeConfig
-from edge.detect.parcel import GroundTruthDetector
-from edge.pipeline import Hub
+from edge.scanner.harness import GroundTruthDetector, SimulatedHub
 from edge.types import Action
 
 
@@ -27,7 +26,7 @@ def config(tmp_path, seed=3, faults=None, plc=None, **pipeline):
 def run(tmp_path, duration=5.0, detector=None, plc_options=None, stop_plc=True, faults=None,
         plc=None, **pipeline):
     verdicts, log = [], []
-    hub = Hub(config(tmp_path, faults=faults, plc=plc, **pipeline), detector=detector,
+    hub = SimulatedHub(config(tmp_path, faults=faults, plc=plc, **pipeline), detector=detector,
               log=log.append,
               show=lambda parcel, verdict: verdicts.append((parcel, verdict)),
               plc_options=plc_options)
@@ -214,7 +213,7 @@ def test_the_port_vanishing_and_returning_loses_no_command(tmp_path):
     from edge.plc.link import PlcLink
     verdicts = []
     cfg = config(tmp_path)
-    hub = Hub(cfg, log=lambda _: None, show=lambda p, v: verdicts.append((p, v)))
+    hub = SimulatedHub(cfg, log=lambda _: None, show=lambda p, v: verdicts.append((p, v)))
     # Put a cable we can pull between the hub and its simulated PLC (the link the hub built
     # has not started yet: it is simply replaced).
     bridge = Bridge(hub.plc.path, str(tmp_path / "ttyEDGE"))
@@ -247,3 +246,24 @@ def test_the_plc_watchdog_trips_when_we_stop(tmp_path):
         assert hub.plc.stats.watchdog_tripped
     finally:
         hub.plc.stop()
+
+
+def test_the_shipped_model_gives_the_recorded_verdicts(tmp_path):
+    """The live loop with the shipped model on seed 7 gives the verdicts recorded in
+    tests/data/verdicts_seed7.json (parcel, its length, action, simulated truth): a change
+    of the loop's plumbing must not change what it decides."""
+    import json
+    from pathlib import Path
+    recorded = json.loads((Path(__file__).parent / "data" / "verdicts_seed7.json").read_text())
+    cfg = EdgeConfig(scanner={"seed": 7, "belt_speed_mm_s": 1500, "threat_share": 0.5},
+                     plc={"type": "none", "diverter_distance_mm": 4000},
+                     calibration_dir=tmp_path)
+    seen = []
+    hub = SimulatedHub(cfg, log=lambda _: None, show=lambda p, v: seen.append(
+        {"seq": p.seq, "id": p.id, "lines": int(p.shape[1]), "action": v.action.value,
+         "truth": sorted(p.truth_labels)}))
+    summary = hub.run(9.0)
+    assert summary["uninspected"] == 0, summary
+    seen.sort(key=lambda row: row["seq"])
+    assert len(seen) >= len(recorded)
+    assert seen[:len(recorded)] == recorded

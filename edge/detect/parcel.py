@@ -1,14 +1,10 @@
-"""Detectors as the live loop sees them: a parcel in, detections in its own pixels out.
-
-``ModelDetector`` renders the parcel as the operators see it and runs the ONNX model.
-``GroundTruthDetector`` is a stand-in that reports the simulator's own threat boxes, so the
-loop, the decision and the PLC path can be tested without a model; its name says so in every
-summary it appears in.
+"""The detector as the live loop sees it (``edge.interfaces.Detector``): a parcel in,
+detections in its own pixels out. ``ModelDetector`` renders the parcel as the operators see it
+and runs the ONNX model. (The simulator's harness has a ground-truth stand-in.)
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,26 +13,7 @@ from edge.config import EdgeConfig
 from edge.detect.model import Detector
 from edge.imaging.render import render_colour, render_grey
 from edge.scanner.materials import ratio_boundaries
-from edge.scanner.phantoms import THREAT_CLASSES
 from edge.types import Detections, Parcel
-
-
-class GroundTruthDetector:
-    name = "ground-truth stand-in (simulator labels, not a model)"
-    classes: tuple[str, ...] = THREAT_CLASSES
-
-    def __init__(self, delay_s: float = 0.0, score: float = 0.99):
-        self.delay_s, self.score = delay_s, score
-
-    def __call__(self, parcel: Parcel) -> Detections:
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        if parcel.truth is None:
-            raise ValueError(f"parcel {parcel.id} carries no ground truth: the stand-in "
-                             f"detector only works on simulated parcels")
-        truth = parcel.truth
-        return Detections(truth.xyxy, np.full(len(truth), self.score, np.float32),
-                          truth.class_id)
 
 
 class ModelDetector:

@@ -10,20 +10,18 @@ rotation on the parcel; then uneven light, defocus, sensor noise and JPEG compre
 is drawn at ``SUPERSAMPLE`` times the photo's resolution and averaged down, as a sensor
 integrates light over each pixel. Photos depend only on the seed and the parcel ID.
 
-``CaptureCamera`` reads real frames through ``cv2.VideoCapture``: a device index, a stream URL
-or a video file. ``open_camera`` picks one by the config's ``type``.
+``SimCamera.photograph`` takes the simulator's own knowledge of the parcel (its ID, size and
+kind); ``SimTopCamera`` (``simulator.harness``) puts it behind the live loop's ``Camera``.
 """
 
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
 
-from edge.config import CaptureCameraConfig, SimCameraConfig
+from edge.config import SimCameraConfig
 from edge.imaging.barcode import draw_qr, encode_code128
 from edge.imaging.code128 import QUIET_MODULES
 from edge.types import Photo
@@ -35,17 +33,6 @@ MARGIN_MM = 5.0  # white paper around the code and the print
 TEXT_MM = 6.0  # height of the printed ID
 TAPE_MM = 48.0  # packing tape along the box flaps' seam
 PAPER_BGR = np.array([238, 244, 247], np.float32)  # slightly warm white
-
-
-class CameraError(RuntimeError):
-    """A camera that cannot be opened or read; the message names the source."""
-
-
-class Camera(Protocol):
-    def photograph(self, parcel_id: str, size_mm: tuple[float, float], kind: str, t: float,
-                   encoder: int) -> Photo: ...
-
-    def close(self) -> None: ...
 
 
 def label_image(parcel_id: str, code: str, px_per_mm: float, module_mm: float) -> np.ndarray:
@@ -256,52 +243,3 @@ class SimCamera:
         quality = int(rng.integers(min(cfg.jpeg_quality, 95), 96))
         ok, jpeg = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
         return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
-
-
-class CaptureCamera:
-    """A real camera read through ``cv2.VideoCapture`` (device index, stream URL or file)."""
-
-    def __init__(self, config: CaptureCameraConfig):
-        self.source = config.source
-        # A file path that is not there deserves a plainer word than "cannot open".
-        if isinstance(self.source, str) and "://" not in self.source:
-            if not Path(self.source).exists():
-                raise CameraError(f"camera source {self.source!r}: no such file or device")
-        self._cap = cv2.VideoCapture(self.source)
-        if not self._cap.isOpened():
-            raise CameraError(f"cannot open camera source {self.source!r} (device index, "
-                              "stream URL or video file)")
-
-    def grab(self, t: float, encoder: int) -> Photo:
-        """The next frame as a BGR uint8 photo stamped with ``t`` (s) and ``encoder``."""
-        ok, frame = self._cap.read()
-        if not ok or frame is None:
-            raise CameraError(f"camera source {self.source!r} gave no frame (end of the video, "
-                              "device unplugged or stream dropped)")
-        if frame.ndim == 2:
-            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-        elif frame.shape[2] == 4:
-            frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-        return Photo(frame, float(t), int(encoder))
-
-    def photograph(self, parcel_id: str, size_mm, kind: str, t: float, encoder: int) -> Photo:
-        """A real camera knows nothing of the parcel: it takes the next frame."""
-        return self.grab(t, encoder)
-
-    def close(self) -> None:
-        self._cap.release()
-
-    def __enter__(self) -> CaptureCamera:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def open_camera(config: SimCameraConfig | CaptureCameraConfig, seed: int = 0) -> Camera:
-    """The camera ``config.type`` names: ``sim`` or ``capture``."""
-    if config.type == "sim":
-        return SimCamera(config, seed)
-    if config.type == "capture":
-        return CaptureCamera(config)
-    raise ValueError(f"unknown camera type {config.type!r}; valid: 'sim', 'capture'")

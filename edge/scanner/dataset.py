@@ -22,7 +22,7 @@ from edge.capture import capture_flatfield
 from edge.config import EdgeConfig
 from edge.imaging.correct import correct
 from edge.imaging.render import render_colour, render_grey
-from edge.scanner.camera import open_camera
+from edge.scanner.camera import SimCamera
 from edge.scanner.materials import ratio_boundaries
 from edge.scanner.phantoms import THREAT_CLASSES
 from edge.scanner.sim import SimScanner
@@ -54,7 +54,7 @@ def write_dataset(config: EdgeConfig, count: int, out: Path, seed: int | None = 
                                              **({"seed": seed} if seed is not None else {})})
     scanner = SimScanner(scfg)
     flat = capture_flatfield(scanner)
-    camera = open_camera(config.camera, scfg.seed)
+    camera = SimCamera(config.camera, scfg.seed)
     boundaries = ratio_boundaries(scfg.low_kev, scfg.high_kev)
     for sub in ("colour", "grey", "raw", "photo")[:4 if raw_and_photo else 2]:
         (out / sub).mkdir(parents=True, exist_ok=True)

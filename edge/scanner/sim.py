@@ -21,7 +21,7 @@ import numpy as np
 from edge.config import SimScannerConfig
 from edge.scanner.detector import DetectorModel
 from edge.scanner.parcels import ParcelScene, ScanGeometry, compose_parcel
-from edge.types import LineBlock
+from edge.types import BeltEvent, LineBlock
 
 KEEP_PLACED = 64  # parcels remembered behind the scan plane, for ground-truth look-ups
 
@@ -41,12 +41,11 @@ class Placed:
 
 
 @dataclass(frozen=True)
-class Arrival:
-    """A parcel's leading edge passing the top camera's photo-eye."""
+class Arrival(BeltEvent):
+    """A parcel's leading edge passing the top camera's photo-eye, with what the simulator
+    knows of the parcel (the live loop reads only the ``BeltEvent`` part)."""
 
     parcel_id: str
-    t: float
-    encoder: int
     size_mm: tuple[float, float, float]
     kind: str
 
@@ -154,7 +153,7 @@ class SimScanner:
         # A parcel already past the photo-eye at power-up reports where its edge really was.
         encoder = int(self.encoder(np.array([line]))[0]) if photo_mm >= 0 else \
             int(np.floor(photo_mm * cfg.encoder_counts_per_mm))
-        self._arrivals.append((line, Arrival(parcel_id, float(self.time_of(line)), encoder,
+        self._arrivals.append((line, Arrival(float(self.time_of(line)), encoder, parcel_id,
                                              scene.size_mm, scene.kind)))
 
     def parcels(self) -> Iterator[Placed]:
@@ -172,7 +171,7 @@ class SimScanner:
         last = self.line_at_mm(placed.end_mm(self.config.pitch_mm) + margin_mm)
         return first, last - first + 1
 
-    def poll_arrivals(self) -> list[Arrival]:
+    def poll_events(self) -> list[Arrival]:
         """Parcels whose leading edge has passed the camera by the current line."""
         out = []
         while self._arrivals and self._arrivals[0][0] < self.line:
@@ -223,6 +222,9 @@ class SimScanner:
             if delay > 0:
                 time.sleep(delay)
         return block
+
+    def close(self) -> None:
+        pass
 
     def blocks(self) -> Iterator[LineBlock]:
         while True:

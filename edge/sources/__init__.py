@@ -1,0 +1,1 @@
+"""Runtime implementations of the sources behind ``edge.interfaces``."""
