@@ -26,7 +26,7 @@ def cmd_config(args) -> int:
 
 
 def cmd_sim(args) -> int:
-    from edge.scanner.dataset import write_dataset
+    from simulator.dataset import write_dataset
 
     config = _config(args)
     summary = write_dataset(config, args.parcels, Path(args.out), seed=args.seed,
@@ -44,7 +44,7 @@ def cmd_calibrate(args) -> int:
               "command; docs/scanner-tcp.md says how to write the flat-field tables",
               file=sys.stderr)
         return 2
-    from edge.scanner.harness import calibrate_flatfield
+    from simulator.harness import calibrate_flatfield
 
     path = calibrate_flatfield(config, lines=args.lines, out=args.out)
     print(f"wrote {path}")
@@ -53,8 +53,8 @@ def cmd_calibrate(args) -> int:
 
 def _calibrate_thresholds(args, config: EdgeConfig) -> int:
     from edge.decide import THRESHOLDS_FILE
-    from edge.detect.calibrate import as_json, calibrate_thresholds, read_items, report, score_set
-    from edge.labelsets import LabelsetError
+    from edge.tools.calibrate import as_json, calibrate_thresholds, read_items, report, score_set
+    from edge.tools.labelsets import LabelsetError
 
     if not args.data:
         print("edge: calibrate thresholds needs --data (labelled scans: COCO .json, VOC "
@@ -79,7 +79,7 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
     checked = score_set(detector, held_out, det.iou_threshold, det.box_voting,
                         not args.json) if held_out else None
     if args.target_pd is not None or args.target_far is not None:
-        from edge.detect.calibrate import calibrate_parcels, parcel_json, parcel_report
+        from edge.tools.calibrate import calibrate_parcels, parcel_json, parcel_report
         cal = calibrate_parcels(scored, det.score_threshold, args.target_pd, args.target_far,
                                 checked)
         as_json, report = parcel_json, parcel_report
@@ -103,7 +103,7 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
 def cmd_bench(args) -> int:
     config = _config(args)
     if args.what == "sim":
-        from edge.bench import bench_sim
+        from edge.tools.bench_pipeline import bench_sim
 
         result = bench_sim(config.scanner, parcels=args.parcels)
         if args.json:
@@ -118,7 +118,7 @@ def cmd_bench(args) -> int:
     if args.what == "faults":
         return _bench_faults(args)
     if args.what == "pipeline":
-        from edge.bench import bench_pipeline
+        from edge.tools.bench_pipeline import bench_pipeline
 
         result = bench_pipeline(args.config, args.speeds or [500, 1000, 1500, 2000, 2500],
                                 args.seconds or 12.0)
@@ -131,7 +131,7 @@ def cmd_bench(args) -> int:
         print(f"highest sustained belt speed: {result['highest_sustained_mm_s']} mm/s; "
               f"peak memory {result['peak_rss_mb']} MB")
         return 0
-    from edge.detect.bench import bench_nms, bench_stages, simulated_parcel
+    from edge.tools.bench_detect import bench_nms, bench_stages, simulated_parcel
 
     if args.model:   # read the parcel first: a bad path fails before a minute of NMS timing
         import cv2
@@ -171,7 +171,7 @@ def cmd_bench(args) -> int:
 
 
 def _bench_faults(args) -> int:
-    from edge.soak import FAULT_AT_S, SPEEDS, soak
+    from simulator.soak import FAULT_AT_S, SPEEDS, soak
 
     columns = ["fault", "speed_mm_s", "parcels", "threat_parcels", "passed_threats", "alarms",
                "alarm_after_s", "applied_twice", "lost_counted", "lost_seen", "uninspected",
@@ -200,7 +200,7 @@ def _bench_faults(args) -> int:
 
 
 def _bench_model(args, config) -> int:
-    from edge.detect.bench import bench_models
+    from edge.tools.bench_detect import bench_models
 
     paths = args.models or [p for p in (config.detector.model, FP32_EXPORT) if p]
     missing = [str(p) for p in paths if not Path(p).is_file()]
@@ -222,7 +222,7 @@ def _bench_model(args, config) -> int:
 
 
 def _bench_parcels(args, config, paths: list[Path]) -> int:
-    from edge.detect.bench import bench_parcels, simulated_parcels
+    from edge.tools.bench_detect import bench_parcels, simulated_parcels
 
     result = bench_parcels(paths, simulated_parcels(config, args.parcels))
     if args.json:
@@ -282,10 +282,10 @@ def cmd_detect(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from edge.detect.calibrate import read_items
-    from edge.detect.evaluate import confusion_report, evaluate_models, notes, parse_mapping, report
-    from edge.detect.metrics import json_ready
-    from edge.labelsets import LabelsetError, map_labels
+    from edge.tools.calibrate import read_items
+    from edge.tools.evaluate import confusion_report, evaluate_models, notes, parse_mapping, report
+    from edge.tools.labelsets import LabelsetError, map_labels
+    from edge.tools.metrics import json_ready
 
     config = _config(args)
     try:
@@ -346,7 +346,7 @@ def cmd_run(args) -> int:
 
     config = with_faults(_config(args), args.fault)
     if config.scanner.type == "sim":
-        from edge.scanner.harness import SimulatedHub as build
+        from simulator.harness import SimulatedHub as build
     else:
         build = Hub.from_config
     try:

@@ -19,8 +19,8 @@ import torch
 
 from edge.config import EdgeConfig
 from edge.detect.pre import as_bgr8, shrink
-from edge.scanner.dataset import write_dataset
-from edge.scanner.phantoms import THREAT_CLASSES
+from simulator.dataset import write_dataset
+from simulator.phantoms import THREAT_CLASSES
 
 INPUT = 320
 PAD = 255

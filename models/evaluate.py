@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.detect.evaluate import report
-from edge.detect.metrics import Accumulator, json_ready
 from edge.detect.model import Detector, ModelInfo, detect_with
+from edge.tools.evaluate import report
+from edge.tools.metrics import Accumulator, json_ready
 from edge.types import Detections
 
 EVAL_THRESHOLD = 0.01   # keep low-score boxes: AP integrates over all operating points

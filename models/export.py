@@ -30,10 +30,10 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edge.detect.pre import prepare
-from edge.scanner.phantoms import THREAT_CLASSES
 from models import data
 from models.net import BLOCKS, STRIDES, ParcelNet, upgrade_state
 from models.train import MEAN, STD, input_side
+from simulator.phantoms import THREAT_CLASSES
 
 OPSET = 17
 CALIBRATION_TILES = 256

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.detect.metrics import json_ready
+from edge.tools.metrics import json_ready
 from models.data import is_grey
 
 Style = Callable[[np.ndarray, np.random.Generator], np.ndarray]

@@ -24,11 +24,11 @@ import torch
 from tqdm import tqdm
 
 from edge.detect.model import ModelInfo
-from edge.scanner.phantoms import THREAT_CLASSES
 from models import data
 from models.evaluate import evaluate
 from models.loss import cell_grid, detection_loss
 from models.net import BACKBONES, BLOCKS, STRIDES, ParcelNet, upgrade_state
+from simulator.phantoms import THREAT_CLASSES
 
 MEAN, STD = (0.0, 0.0, 0.0), (255.0, 255.0, 255.0)
 
@@ -171,7 +171,7 @@ def crop_at(epoch: int, args) -> int:
 
 
 def real_records(paths: list[Path]) -> list[data.Record]:
-    from edge.labelsets import read_labelset
+    from edge.tools.labelsets import read_labelset
     records = []
     for path in paths:
         for item in read_labelset(path):

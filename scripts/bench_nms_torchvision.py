@@ -18,7 +18,7 @@ import json
 import torch
 from torchvision.ops import batched_nms as tv_batched_nms
 
-from edge.detect.bench import bench_nms
+from edge.tools.bench_detect import bench_nms
 
 
 def torchvision_nms(xyxy, scores, classes, iou):

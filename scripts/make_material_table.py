@@ -1,4 +1,4 @@
-"""Build `edge/scanner/data/materials.json`: attenuation coefficients of the simulated materials.
+"""Build `edge/imaging/data/materials.json`: attenuation coefficients of the simulated materials.
 
 Offline only (needs `pip install xraylib`). The values are the NIST tables of Hubbell & Seltzer
 (NIST Standard Reference Database 126, NISTIR 5632) as interpolated by xraylib's `CS_Total`

@@ -27,14 +27,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.scanner import phantoms  # noqa: E402
-from edge.scanner.materials import ratio_boundaries  # noqa: E402
-from edge.scanner.solids import project, random_rotation, rotation  # noqa: E402
+from edge.imaging.attenuation import ratio_boundaries  # noqa: E402
+from simulator import phantoms  # noqa: E402
+from simulator.solids import project, random_rotation, rotation  # noqa: E402
 
 KEV = (50.0, 80.0)
 PITCH_MM = 1.0
 CELL_MM = 0.5
-BLUR_PX = 0.6  # focal spot and detector crosstalk, as in edge.scanner.sim
+BLUR_PX = 0.6  # focal spot and detector crosstalk, as in simulator.scanner
 
 
 def pose(rng: np.random.Generator, k: int) -> np.ndarray:

@@ -16,10 +16,10 @@ import numpy as np
 
 from edge.capture import capture_flatfield
 from edge.config import SimScannerConfig
+from edge.imaging.attenuation import ratio_boundaries
 from edge.imaging.correct import correct
 from edge.imaging.render import render_colour, render_grey
-from edge.scanner.materials import ratio_boundaries
-from edge.scanner.sim import SimScanner
+from simulator.scanner import SimScanner
 
 TILE_H = 260
 

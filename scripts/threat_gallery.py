@@ -5,7 +5,7 @@ truth, per-class statistics, benign look-alike counts, and galleries of labelled
     .venv/bin/python scripts/threat_gallery.py --parcels 100 --out /tmp/g --verify 5
 
 Parcels come from the default scanner (``EdgeConfig().scanner``, realtime off) along the same
-path the training writer takes (``edge.scanner.dataset.write_dataset``: flat field captured
+path the training writer takes (``simulator.dataset.write_dataset``: flat field captured
 first, each parcel scanned over its span with a 30 mm margin, flat-field corrected, rendered with
 ``render_colour``), with ``threat_share`` 0.7 as in ``models.data.generate`` so that most parcels
 carry a threat. Two hooks record, without drawing a single extra random number, what
@@ -64,16 +64,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import edge.scanner.parcels as parcels_mod  # noqa: E402
-import edge.scanner.sim as sim_mod  # noqa: E402
+import simulator.parcels as parcels_mod  # noqa: E402
+import simulator.scanner as sim_mod  # noqa: E402
 from edge.capture import capture_flatfield  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
+from edge.imaging.attenuation import ratio_boundaries  # noqa: E402
 from edge.imaging.correct import correct  # noqa: E402
 from edge.imaging.render import DARKNESS, render_colour  # noqa: E402
-from edge.scanner.dataset import MARGIN_MM, clip_boxes  # noqa: E402
-from edge.scanner.materials import ratio_boundaries  # noqa: E402
-from edge.scanner.phantoms import THREAT_CLASSES  # noqa: E402
-from edge.scanner.solids import Footprint, project  # noqa: E402
+from simulator.dataset import MARGIN_MM, clip_boxes  # noqa: E402
+from simulator.phantoms import THREAT_CLASSES  # noqa: E402
+from simulator.solids import Footprint, project  # noqa: E402
 
 OWN_ATT = 0.05          # a pixel belongs to the threat where its own H exceeds this
 SAT_ATT = float(np.log(1000.0))   # total H above this: transmission < 1e-3
@@ -83,7 +83,7 @@ MODEL_INPUT = 320       # models.data.INPUT: parcel height -> this many input pi
 HARD = ("knife", "baton", "explosive", "gun_part")
 EASY = ("gun", "shuriken", "ammunition", "blade")
 # Benign families that share a threat class's silhouette or material (see the module
-# docstrings in edge/scanner/phantoms); counted per parcel against the class's frequency.
+# docstrings in simulator/phantoms); counted per parcel against the class's frequency.
 LOOKALIKES = {
     "knife": ("cutlery", "scissors", "steel_ruler", "screwdriver", "spanner", "wrench",
               "nail_clippers", "pens", "pen"),
@@ -165,7 +165,7 @@ class Recorder:
 
 
 def blur_pair(att_lo: np.ndarray, att_hi: np.ndarray, sigma: float):
-    """The simulator's blur (``edge.scanner.sim.blurred``): on transmission."""
+    """The simulator's blur (``simulator.scanner.blurred``): on transmission."""
     out = []
     for att in (att_lo, att_hi):
         if sigma <= 0:
@@ -287,7 +287,7 @@ def detection_scores(dets, box, label: str, detector) -> dict:
     any class, and that box's class."""
     if dets is None:
         return {"det_score": float("nan"), "det_any": float("nan"), "det_as": ""}
-    from edge.detect.metrics import box_iou
+    from edge.tools.metrics import box_iou
     iou = box_iou(dets.xyxy, np.asarray(box)[None])[:, 0]
     near = iou >= 0.5
     classes = detector.info.classes
@@ -303,7 +303,7 @@ def attribute_false_alarms(dets, scanner, placed, first: int, count: int, record
     """Detections scoring >= 0.25 that overlap no labelled threat of the image (IoU < 0.1 with
     every one, neighbours' included), each named after the benign item of this parcel it fits
     best (IoU >= 0.3 with the item's own box), else 'clutter'."""
-    from edge.detect.metrics import box_iou
+    from edge.tools.metrics import box_iou
     strong = dets.score >= 0.25
     if not strong.any():
         return []

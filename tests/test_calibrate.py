@@ -12,7 +12,7 @@ from test_model import planted_head, write_model
 from edge.cli import main
 from edge.config import EdgeConfig
 from edge.decide import Policy
-from edge.detect.metrics import threshold_for_recall
+from edge.tools.metrics import threshold_for_recall
 
 
 def test_threshold_for_recall_hand_worked():
@@ -141,7 +141,7 @@ def test_calibrate_thresholds_readable_report_and_bad_input(tmp_path, model, cap
 def scored_images(best_scores, threats):
     """A scored set whose image k has one detection scoring ``best_scores[k]`` (None: no
     detection) and holds a labelled threat when ``threats[k]``."""
-    from edge.detect.calibrate import ScoredSet
+    from edge.tools.calibrate import ScoredSet
     from edge.types import Detections
     scored = ScoredSet(("gun", "knife"))
     box = np.array([[0, 0, 10, 10]], np.float32)
@@ -156,7 +156,7 @@ def scored_images(best_scores, threats):
 
 
 def test_parcel_threshold_for_a_share_of_threat_images_hand_worked():
-    from edge.detect.calibrate import calibrate_parcels, threshold_for_parcels
+    from edge.tools.calibrate import calibrate_parcels, threshold_for_parcels
     # Threat images score 0.9, 0.7, 0.5, 0.3 and one nothing; clear ones 0.6, 0.2, 0.05.
     scored = scored_images([0.9, 0.7, 0.5, 0.3, None, 0.6, 0.2, 0.05],
                            [1, 1, 1, 1, 1, 0, 0, 0])
@@ -178,7 +178,7 @@ def test_parcel_threshold_for_a_share_of_threat_images_hand_worked():
 @pytest.mark.parametrize("seed", range(20))
 def test_parcel_threshold_is_the_highest_that_reaches_the_share(seed):
     """Against a brute force over every candidate threshold, on random scores."""
-    from edge.detect.calibrate import threshold_for_parcels
+    from edge.tools.calibrate import threshold_for_parcels
     rng = np.random.default_rng(seed)
     n = int(rng.integers(3, 40))
     scores = [None if rng.random() < 0.1 else float(np.round(rng.uniform(0.02, 1), 3))

@@ -6,9 +6,9 @@ import pytest
 
 from edge.config import CaptureCameraConfig, SimCameraConfig
 from edge.imaging.barcode import draw_qr, read_label
-from edge.scanner.camera import SimCamera
 from edge.sources.camera import CameraError, CaptureCamera, open_camera
 from edge.types import BeltEvent
+from simulator.camera import SimCamera
 
 BATCH = 40
 MIN_READ_RATE = 0.95

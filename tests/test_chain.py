@@ -6,9 +6,9 @@ import pytest
 from edge.capture import capture_flatfield
 from edge.config import SimScannerConfig
 from edge.imaging.correct import correct
-from edge.scanner.parcels import Canvas
-from edge.scanner.sim import SimScanner
-from edge.scanner.solids import Item, extrude, project, rectangle, rotation
+from simulator.parcels import Canvas
+from simulator.scanner import SimScanner
+from simulator.solids import Item, extrude, project, rectangle, rotation
 
 KEV = (50.0, 80.0)
 N_PIXELS = 256

@@ -121,7 +121,7 @@ def test_missing_model_says_how_to_get_one(tmp_path, capsys, monkeypatch):
 def test_the_shipped_model_is_the_default(tmp_path, capsys, monkeypatch):
     from edge.config import SHIPPED_MODEL, EdgeConfig
     from edge.detect.model import Detector
-    from edge.scanner.phantoms import THREAT_CLASSES
+    from simulator.phantoms import THREAT_CLASSES
 
     monkeypatch.delenv("EDGE_DETECTOR__MODEL", raising=False)
     assert EdgeConfig().detector.model == SHIPPED_MODEL and SHIPPED_MODEL.is_file()

@@ -11,8 +11,8 @@ from test_calibrate import model, write_set  # noqa: F401 - the fixture is used 
 from test_detect_cli import scan
 
 from edge.cli import main
-from edge.detect.evaluate import parse_mapping
-from edge.labelsets import LabelsetError
+from edge.tools.evaluate import parse_mapping
+from edge.tools.labelsets import LabelsetError
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from edge.imaging.attenuation import ratio_boundaries
 from edge.imaging.correct import FlatField, correct
 from edge.imaging.material import INORGANIC, METAL, ORGANIC, classify
 from edge.imaging.render import render_colour, render_grey
-from edge.scanner.materials import ratio_boundaries
 
 # NIST SRD 126 mass attenuation (cm^2/g) at 50 / 80 keV and density (g/cm^3)
 SLABS = {

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.labelsets import (
+from edge.tools.labelsets import (
     LabelledImage,
     LabelsetError,
     map_labels,

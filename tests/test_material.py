@@ -113,7 +113,7 @@ def test_ratio_is_the_material_not_the_thickness(name, mm):
 def test_default_boundaries_match_the_simulator():
     """DEFAULT_BOUNDARIES are the simulator's boundaries for its default 50 / 80 keV, and sit
     between the reference materials' ratios."""
-    from edge.scanner.materials import ratio_boundaries
+    from edge.imaging.attenuation import ratio_boundaries
 
     np.testing.assert_allclose(DEFAULT_BOUNDARIES, ratio_boundaries(50, 80), atol=0.01)
     r = {name: mu_lo / mu_hi for name, (mu_lo, mu_hi, _) in NIST.items()}

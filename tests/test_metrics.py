@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from edge.detect.metrics import IOU_THRESHOLDS, Accumulator, box_iou, confusion, match_image
+from edge.tools.metrics import IOU_THRESHOLDS, Accumulator, box_iou, confusion, match_image
 from edge.types import Detections
 
 A = [0, 0, 10, 10]

@@ -11,7 +11,7 @@ from edge.config import ModbusMap
 from edge.plc.frames import RELEASE
 from edge.plc.link import Outcome
 from edge.plc.modbus import ModbusDivertLink
-from edge.plc.modbus_sim import SimModbusPlc, written_value
+from simulator.modbus_plc import SimModbusPlc, written_value
 
 MAP = ModbusMap(unit=3, address=100, coil_address=37, heartbeat_address=200)
 

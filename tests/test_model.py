@@ -131,7 +131,7 @@ def test_bad_images_are_refused(tmp_path):
 
 
 def test_stage_benchmark_times_each_stage_on_one_input(tmp_path):
-    from edge.detect.bench import bench_stages
+    from edge.tools.bench_detect import bench_stages
 
     path = write_model(tmp_path / "m.onnx", planted_head([(8, 3, 3, 0, 1.0)]))
     figures = bench_stages(path, np.full((96, 400, 3), 255, np.uint8), repeats=2)
@@ -144,8 +144,8 @@ def test_stage_benchmark_times_each_stage_on_one_input(tmp_path):
 
 def test_stage_benchmark_default_parcel_is_a_simulated_one_with_a_threat():
     from edge.config import EdgeConfig
-    from edge.detect.bench import simulated_parcel
-    from edge.scanner.phantoms import THREAT_CLASSES
+    from edge.tools.bench_detect import simulated_parcel
+    from simulator.phantoms import THREAT_CLASSES
 
     config = EdgeConfig()
     image, source = simulated_parcel(config)
@@ -156,7 +156,7 @@ def test_stage_benchmark_default_parcel_is_a_simulated_one_with_a_threat():
 
 
 def test_model_benchmark_times_every_model_and_batch_in_one_run(tmp_path):
-    from edge.detect.bench import bench_models
+    from edge.tools.bench_detect import bench_models
 
     paths = [write_model(tmp_path / "f.onnx", planted_head([])),
              write_model(tmp_path / "p.onnx", planted_head([]), pixels=True)]
@@ -208,8 +208,8 @@ def test_model_with_an_unusable_input_type_is_refused(tmp_path):
 def test_parcel_benchmark_counts_the_tiles_of_each_parcel(tmp_path):
     """Whole parcels: a parcel three times as long as it is high takes three or more tiles
     of a square input (they overlap), and every model is timed on every parcel."""
-    from edge.detect.bench import bench_parcels
     from edge.detect.pre import prepare
+    from edge.tools.bench_detect import bench_parcels
 
     paths = [write_model(tmp_path / "a.onnx", planted_head([])),
              write_model(tmp_path / "b.onnx", planted_head([]), pixels=True)]

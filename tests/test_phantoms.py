@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from edge.scanner import phantoms
-from edge.scanner.materials import material
-from edge.scanner.solids import project, random_rotation
+from edge.imaging.attenuation import material
+from simulator import phantoms
+from simulator.solids import project, random_rotation
 
 # Largest dimension (mm) and mass (g) each threat class spans in real life.
 # Blades include box cutters and scalpels on their handles; a closed folding knife is short.

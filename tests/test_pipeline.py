@@ -11,8 +11,8 @@ from collections import Counter
 import pytest
 
 from edge.config import EdgeConfig
-from edge.scanner.harness import GroundTruthDetector, SimulatedHub
 from edge.types import Action
+from simulator.harness import GroundTruthDetector, SimulatedHub
 
 
 def config(tmp_path, seed=3, faults=None, plc=None, **pipeline):

@@ -13,7 +13,7 @@ from belt import COUNTS_PER_MM, Belt, wait_until
 from edge.plc import frames
 from edge.plc.frames import RELEASE, DivertAll, Frame, Kind, NakReason
 from edge.plc.link import Outcome, PlcLink
-from edge.plc.sim import SimPlc
+from simulator.plc import SimPlc
 
 
 def new_link(sim, **kwargs):

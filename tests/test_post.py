@@ -270,7 +270,7 @@ def test_rounds_find_overlaps_on_the_edge_of_their_float32_window(seed, n, thr):
 
 
 def test_nms_benchmark_reports_peers_on_the_same_sets():
-    from edge.detect.bench import bench_nms
+    from edge.tools.bench_detect import bench_nms
 
     result = bench_nms(sizes=(100, 1000), repeats=1)
     assert "opencv" in result["peers"]

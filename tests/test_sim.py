@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from edge.config import SimScannerConfig
-from edge.scanner.detector import DetectorModel
-from edge.scanner.sim import SimScanner
+from simulator.column import DetectorModel
+from simulator.scanner import SimScanner
 
 
 def config(**overrides) -> SimScannerConfig:
@@ -100,8 +100,8 @@ def test_calibration_captures():
 def test_items_fit_the_parcel_depth():
     """A long item cannot stand on end in a shallow box: its reach along the beam stays
     within the container's depth."""
-    from edge.scanner.parcels import Container, ScanGeometry, place
-    from edge.scanner.solids import Item, beam_depth_mm, rod, rotation
+    from simulator.parcels import Container, ScanGeometry, place
+    from simulator.solids import Item, beam_depth_mm, rod, rotation
     geo = ScanGeometry(768, 1.0, (50.0, 80.0))
     box = Container("box", (450.0, 384.0), 800.0, 600.0, 100.0, 0.0)
     baton = Item("rod", rod((-200.0, 0.0), (200.0, 0.0), 12.0, "steel", geo.cell_mm))
@@ -118,8 +118,8 @@ def test_items_fit_the_parcel_depth():
 def test_grey_labels_only_what_grey_shows():
     """A 0.1 mm steel blade over organic clutter shows in colour only; a steel bar shows in
     both. The visibility call follows the grey view's own contrast."""
-    from edge.scanner.parcels import visible_in_grey
-    from edge.scanner.solids import Footprint
+    from simulator.parcels import visible_in_grey
+    from simulator.solids import Footprint
     clutter = np.full((40, 40), 2.0, np.float32)
     thin = np.zeros((20, 20), np.float32) + 0.02 * 3
     thick = np.zeros((20, 20), np.float32) + 1.5
@@ -137,8 +137,8 @@ def test_writer_labels_grey_images_only_with_what_grey_shows(tmp_path, monkeypat
     import json
 
     from edge.config import EdgeConfig
-    from edge.scanner import parcels
-    from edge.scanner.dataset import write_dataset
+    from simulator import parcels
+    from simulator.dataset import write_dataset
     config = EdgeConfig()
     config = config.model_copy(update={"scanner": config.scanner.model_copy(
         update={"threat_share": 1.0})})

@@ -4,7 +4,7 @@ did, not on what the host meant."""
 
 import pytest
 
-from edge.soak import COMBINED, SINGLE, SPEEDS, soak
+from simulator.soak import COMBINED, SINGLE, SPEEDS, soak
 
 
 @pytest.fixture(scope="module")

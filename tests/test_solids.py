@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from edge.scanner.materials import mu_pair, ratio, ratio_boundaries, table
-from edge.scanner.parcels import Canvas
-from edge.scanner.solids import (
+from edge.imaging.attenuation import mu_pair, ratio, ratio_boundaries, table
+from simulator.parcels import Canvas
+from simulator.solids import (
     Item,
     ellipsoid,
     extrude,

@@ -10,8 +10,8 @@ from pathlib import Path
 from edge.capture import capture_flatfield, flatfield_path
 from edge.config import EdgeConfig
 from edge.pipeline import Hub
-from edge.scanner.sim import SimScanner
 from edge.sources.tcp_sender import LineSender
+from simulator.scanner import SimScanner
 
 RECORDED = Path(__file__).parent / "data" / "verdicts_seed7.json"
 

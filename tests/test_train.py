@@ -201,8 +201,8 @@ def test_int8_quantisation_keeps_metadata_and_outputs(exported, tmp_path):
 
 def test_evaluate_scores_each_rendering_folder_too(exported, tmp_path, capsys):
     from edge.config import EdgeConfig
-    from edge.scanner.dataset import write_dataset
     from models.evaluate import main
+    from simulator.dataset import write_dataset
     _, path = exported
     config = EdgeConfig()
     config = config.model_copy(update={"scanner": config.scanner.model_copy(
@@ -258,7 +258,7 @@ def test_block_counts_are_checked():
 
 def test_runtime_never_imports_torch():
     code = ("import sys, edge.cli, edge.pipeline, edge.detect.model, edge.detect.post, "
-            "edge.detect.metrics, edge.detect.files, edge.labelsets, edge.scanner.sim; "
+            "edge.tools.metrics, edge.detect.files, edge.tools.labelsets, simulator.scanner; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

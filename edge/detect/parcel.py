@@ -11,8 +11,8 @@ import numpy as np
 
 from edge.config import EdgeConfig
 from edge.detect.model import Detector
+from edge.imaging.attenuation import ratio_boundaries
 from edge.imaging.render import render_colour, render_grey
-from edge.scanner.materials import ratio_boundaries
 from edge.types import Detections, Parcel
 
 

@@ -17,7 +17,7 @@ NAMES = ("background", "organic", "inorganic", "metal")
 # Boundaries of R between organic | inorganic | metal for the simulator's default energies
 # (50 / 80 keV effective): geometric means of R of water and aluminium (1.24, 1.82 -> 1.50) and
 # of aluminium and steel (1.82, 3.28 -> 2.45), from the NIST SRD 126 tables in
-# edge/scanner/data/materials.json; edge.scanner.materials.ratio_boundaries(50, 80) computes them
+# edge/imaging/data/materials.json; edge.imaging.attenuation.ratio_boundaries(50, 80) computes them
 # for any pair of energies. Another scanner stores its own in FlatField.ratio_boundaries.
 DEFAULT_BOUNDARIES = (1.50, 2.45)
 # Below this high-energy attenuation (about 2.7 mm of water) R is mostly noise: background.

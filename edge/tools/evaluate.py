@@ -1,0 +1,106 @@
+"""Accuracy of ONNX detectors on labelled scans (COCO, VOC or YOLO), through the runtime's own
+detection path: the check every model gets on a hub's real scans, which never enter the repo.
+
+Labels the model does not know are left out and counted (``--map`` renames or drops foreign
+class names first), and unreadable images are skipped and named: both are reported, so a
+forgotten mapping shows rather than quietly shrinking a class.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edge.detect.model import Detector
+from edge.tools.calibrate import ScoredSet, score_set
+from edge.tools.labelsets import LabelledImage, LabelsetError
+from edge.tools.metrics import confusion
+
+NOTHING = "nothing"
+
+
+def parse_mapping(pairs: Sequence[str]) -> dict[str, str | None]:
+    """``["pistol=gun", "person="]`` -> ``{"pistol": "gun", "person": None}`` (None drops)."""
+    mapping: dict[str, str | None] = {}
+    for pair in pairs:
+        source, sep, target = pair.partition("=")
+        if not sep or not source.strip():
+            raise LabelsetError(f"--map takes FROM=TO (or FROM= to drop a class), got {pair!r}")
+        mapping[source.strip()] = target.strip() or None
+    return mapping
+
+
+def evaluate_models(detectors: Sequence[Detector], items: Sequence[LabelledImage],
+                    iou: float = 0.5, vote: bool = False, progress: bool = False,
+                    confusion_at: float | None = None) -> dict:
+    """Per model (by file): images, mAP50, mAP50:95 and per-class AP50, AP50:95 and object
+    counts; with the skipped images and ignored labels of the set (alike for every model).
+    ``confusion_at``: also what each object was seen as at that score threshold
+    (``metrics.confusion`` summed over the images, under "confusion")."""
+    models, skipped, ignored = {}, [], {}
+    for detector in detectors:
+        scored = score_set(detector, items, iou, vote, progress)
+        summary = scored.acc.summary(list(detector.info.classes))
+        if confusion_at is not None:
+            summary["confusion"] = confusion_table(scored, confusion_at, iou)
+        models[str(detector.path)] = summary
+        skipped, ignored = scored.skipped, scored.ignored_labels
+    return {"models": models, "skipped": skipped, "ignored_labels": ignored}
+
+
+def confusion_table(scored: ScoredSet, score_threshold: float, iou: float) -> dict:
+    """The confusion counts of a scored set, labelled: rows and columns are the classes, then
+    "nothing" (a missed object in the last column; a false alarm in the last row)."""
+    size = len(scored.classes)
+    counts = sum((confusion(found, truth, size, score_threshold, iou)
+                  for found, truth in scored.images),
+                 start=np.zeros((size + 1, size + 1), np.int64))
+    return {"score_threshold": score_threshold, "iou": iou,
+            "labels": [*scored.classes, NOTHING], "counts": counts.tolist()}
+
+
+def confusion_report(path: str, table: dict) -> str:
+    """One model's confusion table as text: a row per labelled class, a column per class found."""
+    labels = table["labels"]
+    width = max(len(name) for name in labels) + 2
+    lines = [f"{Path(path).name}: what each labelled object was seen as (score >= "
+             f"{table['score_threshold']:g}, IoU >= {table['iou']:g}); last row: false alarms",
+             " " * width + "".join(f"{name:>{width}s}" for name in labels)]
+    for name, row in zip(labels, table["counts"], strict=True):
+        lines.append(f"{name:<{width}s}" + "".join(f"{v:{width}d}" for v in row))
+    return "\n".join(lines)
+
+
+def _cell(value: float) -> str:
+    return f"{'-':>30s}" if math.isnan(value) else f"{value:30.3f}"
+
+
+def report(models: dict[str, dict]) -> str:
+    """A table: one column per model, AP50 per class, then mAP50 and mAP50:95 (the mean over
+    the classes with labelled objects; a dash where a class has none)."""
+    first = next(iter(models.values()))
+    lines = [f"{first['images']} images; AP50 per class (labelled objects in brackets)",
+             f"{'class':20s}" + "".join(f"{Path(p).name[-28:]:>30s}" for p in models)]
+    for name, row in first["classes"].items():
+        lines.append(f"{name + ' (' + str(row['gt']) + ')':20s}" + "".join(
+            _cell(r["classes"][name]["AP50"]) for r in models.values()))
+    for key in ("mAP50", "mAP50_95"):
+        lines.append(f"{key:20s}" + "".join(_cell(r[key]) for r in models.values()))
+    return "\n".join(lines)
+
+
+def notes(result: dict) -> list[str]:
+    """What the table does not count: ignored labels and skipped images."""
+    out = []
+    if result["ignored_labels"]:
+        counts = ", ".join(f"{name} {n}" for name, n in sorted(result["ignored_labels"].items()))
+        out.append(f"labels the model does not know, left out: {counts} (rename with --map "
+                   f"FROM=TO)")
+    if result["skipped"]:
+        out.append(f"{len(result['skipped'])} unreadable images skipped: "
+                   + "; ".join(result["skipped"][:5]) + (" ..." if len(result["skipped"]) > 5
+                                                          else ""))
+    return out
