@@ -378,17 +378,19 @@ class Hub:
             time.sleep(0.01)
 
     def summary(self, elapsed_s: float) -> dict:
-        """The run's figures. ``diverted`` counts what the protocol made of our commands:
-        every parcel but those released with an acknowledged command."""
-        entries = self.ledger.snapshot()
-        settled = [e for e in entries if e.verdict is not None]
-        actions = [e.verdict.action for e in settled]
+        """The run's figures. Counts are the ledger's run totals; latencies describe the
+        parcels it still holds (the most recent ones on a long run). ``diverted`` counts
+        what the protocol made of our commands: every parcel but those released with an
+        acknowledged command."""
+        ledger = self.ledger
+        settled = [e for e in ledger.snapshot() if e.verdict is not None]
         latencies = [(e.sent_at or e.settled_at) - e.last_line_t for e in settled]
-        released = sum(e.lane == RELEASE and e.outcome == "acked" for e in entries)
+        released = sum(n for (lane, outcome, _), n in ledger.outcomes.items()
+                       if lane == RELEASE and outcome == "acked")
         return {
-            "parcels": len(entries), "diverted": len(entries) - released,
-            "uninspected": actions.count(Action.UNINSPECTED),
-            "undecided": len(entries) - len(settled),
+            "parcels": ledger.opened, "diverted": ledger.opened - released,
+            "uninspected": ledger.actions[Action.UNINSPECTED.value],
+            "undecided": ledger.opened - ledger.settled,
             "lost_commands": sum(len(link.stats.lost) for link in self.links),
             "commands": dict(sum((Counter(link.stats.outcomes) for link in self.links),
                                  Counter())),

@@ -173,7 +173,6 @@ class SimulatedHub(Hub):
         ``false_diverts``, counted from what the simulated diverter did (or, without a
         simulated PLC, from what the protocol made of the commands)."""
         out = super().summary(elapsed_s)
-        entries = self.ledger.snapshot()
         outcomes = self.plc.outcomes() if self.plc is not None else None
         if outcomes is not None:   # what the diverter physically did
             accounted = [i for i in self._accounted() if i in outcomes]
@@ -182,14 +181,18 @@ class SimulatedHub(Hub):
             n_parcels = len(accounted)
             out["plc"]["sim_plc"] = {k: (len(v) if isinstance(v, list) else v)
                                      for k, v in vars(self.plc.stats).items()}
-        else:
-            released = [e.lane == 0 and e.outcome == "acked" for e in entries]
-            diverted = {e.seq for e, r in zip(entries, released, strict=True) if not r}
-            threats = {e.seq for e in entries if e.truth_labels}
-            n_parcels = len(entries)
-        out.update({"belt_parcels": n_parcels, "threat_parcels": len(threats),
-                    "diverted": len(diverted), "missed_threats": len(threats - diverted),
-                    "false_diverts": len(diverted - threats)})
+            out.update({"belt_parcels": n_parcels, "threat_parcels": len(threats),
+                        "diverted": len(diverted), "missed_threats": len(threats - diverted),
+                        "false_diverts": len(diverted - threats)})
+            return out
+        # What the protocol made of the commands, over the whole run (the ledger's totals).
+        ledger = self.ledger
+        released = {threat: sum(n for (lane, outcome, t), n in ledger.outcomes.items()
+                                if lane == 0 and outcome == "acked" and t == threat)
+                    for threat in (True, False)}
+        out.update({"belt_parcels": ledger.opened, "threat_parcels": ledger.threats,
+                    "missed_threats": released[True],
+                    "false_diverts": ledger.opened - ledger.threats - released[False]})
         return out
 
 
