@@ -52,7 +52,7 @@ def cmd_calibrate(args) -> int:
 
 
 def _calibrate_thresholds(args, config: EdgeConfig) -> int:
-    from edge.decide import THRESHOLDS_FILE
+    from edge.decide import THRESHOLDS_FILE, thresholds_table
     from edge.tools.calibrate import as_json, calibrate_thresholds, read_items, report, score_set
     from edge.tools.labelsets import LabelsetError
 
@@ -94,7 +94,8 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
             return 1
     out = args.out or Path(config.calibration_dir) / THRESHOLDS_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(cal.thresholds, indent=1) + "\n")
+    table = thresholds_table(detector.info.version, cal.thresholds)
+    out.write_text(json.dumps(table, indent=1) + "\n")
     print(json.dumps(as_json(cal) | {"out": str(out)}) if args.json
           else f"{report(cal)}\nwrote {out}")
     return 0

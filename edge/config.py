@@ -36,6 +36,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from edge.shipping import shipped_file
+
 
 def _wants_number(annotation: Any) -> bool:
     """Whether lax validation would turn true/false into 1/0 for a field of this type."""
@@ -224,8 +226,8 @@ class RenderConfig(Section):
                                             "single-energy grey.")
 
 
-# The model that ships with the source (models/lite0/CARD.md), found from the package.
-SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "lite0" / "lite0.int8.onnx"
+# The model that ships with the package (edge.shipping says where it is found).
+SHIPPED_MODEL = shipped_file("lite0.int8.onnx")
 
 
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
@@ -236,7 +238,7 @@ class DetectorConfig(Section):
 
     # A factory, not a value: the schema must not carry this checkout's absolute path.
     model: Path | None = Field(default_factory=lambda: SHIPPED_MODEL, description="ONNX model "
-                               "file (default: the model shipped in models/lite0); none: no "
+                               "file (default: the shipped model, models/lite0); none: no "
                                "detection.")
     providers: tuple[str, ...] = Field(("CPUExecutionProvider",), description="onnxruntime "
                                        "execution providers in order of preference (CUDA, "

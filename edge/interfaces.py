@@ -61,6 +61,7 @@ class Detector(Protocol):
     """A parcel in, detections in the parcel's own pixels out."""
 
     name: str                   # said in every summary and in `edge run`'s first line
+    version: str | None         # the model's version (None: not a model, a stand-in)
     classes: tuple[str, ...]    # what ``Detections.class_id`` indexes
 
     def __call__(self, parcel: Parcel) -> Detections: ...

@@ -79,7 +79,7 @@ class Hub:
         self.matcher = PhotoMatcher(int(config.scanner.camera_offset_mm * cpm),
                                     int(config.segment.margin_mm * 2 * cpm))
         self.detector = detector
-        self.policy = Policy.from_config(config, self.detector.classes)
+        self.policy = Policy.from_config(config, self.detector.classes, self.detector.version)
         self.failsafe = FailSafe(config.pipeline.failsafe_hold_s, log, self._tell_plc)
         self.links: list[DivertLink] = []   # every host session's (several after a restart)
         self.link: DivertLink | None = None
@@ -455,8 +455,8 @@ def run(config: EdgeConfig, build: Callable[..., Hub], duration_s: float | None 
     except (SerialException, OSError) as exc:
         raise StartError(f"plc.port {plc.port!r} cannot be opened: {exc}") from None
     faults = config.faults.active
-    hub.log(f"detector: {hub.detector.name}; scanner: {config.scanner.type}; "
-            f"PLC: {config.plc.type}"
+    hub.log(f"detector: {hub.detector.name}; thresholds: {hub.policy.source}; "
+            f"scanner: {config.scanner.type}; PLC: {config.plc.type}"
             + (f"; injected faults: {', '.join(faults)}" if faults else ""))
     summary = hub.run(duration_s)
     hub.log(summary_line(summary))

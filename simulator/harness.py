@@ -33,6 +33,7 @@ class GroundTruthDetector:
     the PLC path can be tested without a model; its name says so in every summary."""
 
     name = "ground-truth stand-in (simulator labels, not a model)"
+    version = None
     classes: tuple[str, ...] = THREAT_CLASSES
 
     def __init__(self, delay_s: float = 0.0, score: float = 0.99):

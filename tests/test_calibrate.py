@@ -12,6 +12,7 @@ from test_model import planted_head, write_model
 from edge.cli import main
 from edge.config import EdgeConfig
 from edge.decide import Policy
+from edge.detect.model import Detector
 from edge.tools.metrics import threshold_for_recall
 
 
@@ -88,9 +89,12 @@ def test_calibrate_thresholds_writes_the_table_the_policy_reads(tmp_path, model,
                  "--recall", "0.9", "--out", str(out), "--json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    table = json.loads(out.read_text())
+    written = json.loads(out.read_text())
+    table = written["thresholds"]
     planted = 1 / (1 + np.exp(-6.0))                    # 0.99753: the planted logit is 6
     assert table == {"gun": 0.9975}                     # rounded down: the gun still passes
+    version = Detector(model).info.version
+    assert written["model_version"] == version
     gun = report["classes"]["gun"]
     assert gun["threshold"] == pytest.approx(planted, abs=1e-6)
     assert gun["recall"] == 1.0 and gun["precision"] == pytest.approx(1 / 3) and gun["reached"]
@@ -101,7 +105,7 @@ def test_calibrate_thresholds_writes_the_table_the_policy_reads(tmp_path, model,
                                                "clear_images": 1, "clear_diverted": 1}
     assert report["held_out"] is None
     config = EdgeConfig().model_copy(update={"calibration_dir": out.parent})
-    policy = Policy.from_config(config, ("gun", "knife"))
+    policy = Policy.from_config(config, ("gun", "knife"), version)
     assert policy.thresholds.tolist() == pytest.approx([table["gun"],
                                                         config.detector.score_threshold])
 
@@ -207,13 +211,13 @@ def test_calibrate_thresholds_for_whole_parcels(tmp_path, model, capsys):
     report = json.loads(capsys.readouterr().out)
     # The planted gun scores 0.99753 in every scan: one threshold for both classes, just
     # under it, diverts both threat scans (and the clear one).
-    assert json.loads(out.read_text()) == {"gun": 0.9975, "knife": 0.9975}
+    assert json.loads(out.read_text())["thresholds"] == {"gun": 0.9975, "knife": 0.9975}
     assert report["on_data"]["calibrated"] == {"threat_images": 2, "threat_diverted": 2,
                                                "clear_images": 1, "clear_diverted": 1}
     assert main(["calibrate", "thresholds", "--data", str(labelled), "--model", str(model),
                  "--target-far", "0.0", "--out", str(out)]) == 0
     assert "lowest" in capsys.readouterr().out
-    assert json.loads(out.read_text()) == {"gun": 0.9976, "knife": 0.9976}
+    assert json.loads(out.read_text())["thresholds"] == {"gun": 0.9976, "knife": 0.9976}
     with pytest.raises(SystemExit):
         main(["calibrate", "thresholds", "--data", str(labelled), "--model", str(model),
               "--target-pd", "0.9", "--recall", "0.8"])

@@ -59,12 +59,44 @@ def test_bad_tables_are_refused():
 
 
 def test_thresholds_come_from_config_then_calibration_then_default(tmp_path):
-    (tmp_path / "thresholds.json").write_text(json.dumps({"gun": 0.2, "knife": 0.3,
-                                                           "unknown": 0.1}))
+    (tmp_path / "thresholds.json").write_text(json.dumps(
+        {"model_version": "m-1", "thresholds": {"gun": 0.2, "knife": 0.3, "unknown": 0.1}}))
     config = EdgeConfig(calibration_dir=tmp_path, decision={"thresholds": {"knife": 0.6}},
                         detector={"score_threshold": 0.4})
-    policy = Policy.from_config(config, CLASSES)
+    policy = Policy.from_config(config, CLASSES, "m-1")
     np.testing.assert_allclose(policy.thresholds, [0.2, 0.6, 0.4])
+    assert "m-1" in policy.source
+    # A stand-in (no model version) takes no calibrated table.
+    np.testing.assert_allclose(Policy.from_config(config, CLASSES).thresholds, [0.4, 0.6, 0.4])
     (tmp_path / "thresholds.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="thresholds.json"):
-        Policy.from_config(config, CLASSES)
+        Policy.from_config(config, CLASSES, "m-1")
+    # The old flat table names no model: refused, not guessed at.
+    (tmp_path / "thresholds.json").write_text(json.dumps({"gun": 0.2}))
+    with pytest.raises(ValueError, match="not a thresholds table"):
+        Policy.from_config(config, CLASSES, "m-1")
+
+
+def test_a_site_table_for_another_model_refuses_to_start(tmp_path):
+    (tmp_path / "thresholds.json").write_text(json.dumps(
+        {"model_version": "m-1", "thresholds": {"gun": 0.2}}))
+    config = EdgeConfig(calibration_dir=tmp_path)
+    with pytest.raises(ValueError, match="calibrated for model m-1, but the detector is m-2"):
+        Policy.from_config(config, CLASSES, "m-2")
+
+
+def test_the_shipped_operating_point_goes_with_the_shipped_model_only(tmp_path):
+    from edge.decide import read_thresholds
+    from edge.detect.model import Detector
+    from edge.shipping import shipped_file
+    shipped = shipped_file("thresholds.json")
+    model = Detector(shipped_file("lite0.int8.onnx"), threads=1)
+    version, table = read_thresholds(shipped, model.info.classes)
+    assert version == model.info.version and set(table) == set(model.info.classes)
+    empty = EdgeConfig(calibration_dir=tmp_path, detector={"score_threshold": 0.9})
+    policy = Policy.from_config(empty, model.info.classes, model.info.version)
+    assert policy.thresholds.tolist() == pytest.approx([table[c] for c in model.info.classes])
+    assert policy.source == f"shipped with {version}"
+    other = Policy.from_config(empty, model.info.classes, "another-model")
+    assert other.thresholds.tolist() == pytest.approx([0.9] * len(model.info.classes))
+    assert other.source == "defaults"

@@ -24,7 +24,8 @@ class ModelDetector:
         self.detector = Detector(config.detector.model, config.detector.providers,
                                  config.detector.threads)
         self.classes = self.detector.info.classes
-        self.name = f"{self.detector.path.name} ({self.detector.info.version})"
+        self.version = self.detector.info.version
+        self.name = f"{self.detector.path.name} ({self.version})"
         self.mode = config.render.mode
         self.boundaries = ratio_boundaries(config.scanner.low_kev, config.scanner.high_kev)
         self.thresholds = config.detector.score_threshold if thresholds is None else thresholds
