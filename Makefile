@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install dev run test lint train clean
+.PHONY: install dev run test test-fast lint train clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: dev
 test: dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# The unit and property tests alone, without the real-time runs (marked slow).
+test-fast: dev
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # Simulate, train, export and quantise the shipped model, print FP32 against INT8 accuracy on the
 # simulated test set, then choose the operating point (calibration/thresholds.json) on the

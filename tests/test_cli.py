@@ -7,6 +7,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
 
 def edge(*args, env=None, timeout=120):
@@ -39,8 +40,14 @@ def test_sim_writes_a_coco_dataset(tmp_path):
 
 def test_bench_sim_prints_its_figures():
     result = edge("bench", "sim", "--parcels", "2", "--json")
-    figures = json.loads(result.stdout)
-    assert figures["parcels_per_s"] > 0 and figures["realtime_ratio"] > 0
+    f = json.loads(result.stdout)
+    # The figures hang together: belt time is the lines at the line rate, and the ratio to
+    # real time is belt time over wall time, as the two rates say.
+    assert f["parcels"] == 2 and f["lines"] > 0
+    assert f["belt_s"] == pytest.approx(f["lines"] * 1.0 / f["belt_speed_mm_s"], abs=1e-3)
+    assert f["realtime_ratio"] == pytest.approx(f["belt_s"] / f["wall_s"], rel=0.02)
+    assert f["parcels_per_s"] / f["scanner_parcels_per_s"] == \
+        pytest.approx(f["realtime_ratio"], rel=0.02)
 
 
 def test_calibrate_then_run(tmp_path):

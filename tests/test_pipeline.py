@@ -14,6 +14,8 @@ from edge.config import EdgeConfig
 from edge.types import Action
 from simulator.harness import GroundTruthDetector, SimulatedHub
 
+pytestmark = pytest.mark.slow
+
 
 def config(tmp_path, seed=3, faults=None, plc=None, **pipeline):
     # A fast belt keeps runs short; the diverter sits far enough for a whole parcel to be cut.

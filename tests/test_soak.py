@@ -6,6 +6,8 @@ import pytest
 
 from simulator.soak import COMBINED, SINGLE, SPEEDS, soak
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def rows():

@@ -7,11 +7,15 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from edge.capture import capture_flatfield, flatfield_path
 from edge.config import EdgeConfig
 from edge.pipeline import Hub
 from edge.sources.tcp_sender import LineSender
 from simulator.scanner import SimScanner
+
+pytestmark = pytest.mark.slow
 
 RECORDED = Path(__file__).parent / "data" / "verdicts_seed7.json"
 
