@@ -97,7 +97,9 @@ def test_output_path_faults_fail_closed_with_an_alarm(tmp_path, faults, alarm):
     check_fail_closed(hub, summary, verdicts, lost_ok=True)
     assert summary["alarm_kinds"].get(alarm, 0) >= 1, summary["alarm_kinds"]
     assert any(line.startswith(f"ALARM {alarm}") for line in hub.log_lines), hub.log_lines
-    assert summary["fail_closed_s"] > 0 and not summary["fail_closed_now"]
+    assert summary["fail_closed_s"] > 0
+    if "corrupt" not in faults:   # a timed fault has passed: the line inspects again
+        assert not summary["fail_closed_now"]   # (a corrupt line stays corrupt to the end)
 
 
 def test_a_restarted_host_gets_its_first_commands_applied(tmp_path):
