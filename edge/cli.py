@@ -1,4 +1,5 @@
-"""The ``edge`` command: run, sim, calibrate, bench, detect, evaluate, config."""
+"""The ``edge`` command: run, record, replay, sim, calibrate, bench, detect, evaluate,
+config."""
 
 from __future__ import annotations
 
@@ -350,11 +351,74 @@ def cmd_run(args) -> int:
         from simulator.harness import SimulatedHub as build
     else:
         build = Hub.from_config
+    record = {} if args.record is None else \
+        {"record": args.record, "record_max_bytes": None if args.record_max_mb is None
+         else int(args.record_max_mb * 1e6)}
     try:
-        return run(config, build, duration_s=args.duration, summary_path=args.summary)
+        return run(config, build, duration_s=args.duration, summary_path=args.summary,
+                   **record)
     except StartError as exc:
         print(f"edge: cannot start: {exc}", file=sys.stderr)
         return 2
+
+
+def cmd_record(args) -> int:
+    args.record, args.record_max_mb = args.out, args.max_mb
+    return cmd_run(args)
+
+
+def _speed(text: str) -> float | None:
+    """``realtime`` (1), ``max`` (None: as fast as the detector allows) or a factor."""
+    if text == "realtime":
+        return 1.0
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"speed must be realtime, max or a factor, got "
+                                         f"{text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"speed must be above 0, got {text}")
+    return value
+
+
+def cmd_replay(args) -> int:
+    import warnings
+
+    from edge.detect.model import ModelError
+    from edge.pipeline import summary_line
+    from edge.sources.recording import RecordingError, RecordingTruncated
+    from edge.tools.replay import ReplayHub, open_recording, recorded_config
+
+    def say(text: str) -> None:
+        print(f"edge: {text}", file=sys.stderr)
+    warnings.simplefilter("always", RecordingTruncated)
+    warnings.showwarning = lambda message, *rest: say(f"warning: {message}")
+    try:
+        recording = open_recording(args.recording, log=say)
+        config = recorded_config(recording, args.model)
+        hub = ReplayHub(recording, config, speed=args.speed,
+                        show=None if args.quiet else _print_replayed)
+    except (RecordingError, ModelError, ValueError, OSError) as exc:
+        say(f"cannot replay {args.recording}: {exc}")
+        return 2
+    print(f"replaying {args.recording} ({len(recording.chunk_paths)} chunks) at "
+          f"{'max' if args.speed is None else f'{args.speed:g}x'} speed; detector: "
+          f"{hub.detector.name}; thresholds: {hub.policy.source}", flush=True)
+    summary = hub.run()
+    print(summary_line(summary))
+    if args.summary:
+        args.summary.write_text(json.dumps(summary, indent=1) + "\n")
+    return 0
+
+
+def _print_replayed(parcel, verdict) -> None:
+    truth = f"; truth: {', '.join(parcel.truth_labels) or 'none'}" \
+        if parcel.truth is not None else ""
+    found = f" ({verdict.reason})" if verdict.reason else ""
+    print(f"parcel {parcel.id}: {verdict.action.value}{found}; {parcel.shape[1]} lines{truth}",
+          flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -370,7 +434,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inject a fault (repeatable; as the faults: config section; "
                         "docs/pipeline.md lists them), e.g. --fault corrupt=0.4 "
                         "--fault plc-silent=1.5")
+    p.add_argument("--record", type=Path, default=None, metavar="DIR",
+                   help="record the scanner stream, photos and config into DIR as it runs "
+                        "(docs/recording-format.md)")
+    p.add_argument("--record-max-mb", type=float, default=None, metavar="MB",
+                   help="stop recording (not inspecting) at this size")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("record", help="run the line and record its scanner stream (edge run "
+                       "--record)")
+    p.add_argument("--out", type=Path, required=True, help="recording folder (new or empty)")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--max-mb", type=float, default=None, help="stop recording at this size")
+    p.add_argument("--summary", type=Path, default=None, help="write a JSON summary here")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME[=VALUE]",
+                   help="inject a fault, as edge run --fault")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("replay", help="play a recording through the live loop's code")
+    p.add_argument("recording", type=Path, help="a folder written by edge record")
+    p.add_argument("--speed", type=_speed, default=None, help="realtime, max (default: as "
+                   "fast as the detector allows) or a factor such as 2")
+    p.add_argument("--model", type=Path, default=None, help="another ONNX model in place of "
+                   "the recorded config's")
+    p.add_argument("--summary", type=Path, default=None, help="write a JSON summary here")
+    p.add_argument("--quiet", action="store_true", help="no line per parcel")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("sim", help="write simulated parcels with COCO annotations")
     p.add_argument("--parcels", type=int, default=16)

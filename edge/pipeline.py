@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.capture import PhotoMatcher, encoder_break, load_or_capture_flatfield, to_parcel
-from edge.config import EdgeConfig
+from edge.config import EdgeConfig, dump_config
 from edge.decide import Policy
 from edge.detect.parcel import ModelDetector
 from edge.failsafe import FailSafe
@@ -42,6 +42,7 @@ from edge.interfaces import Camera, Detector, DivertLink, EndOfStream, Scanner
 from edge.ledger import Entry, Ledger, percentiles_ms, uninspected
 from edge.plc.frames import RELEASE, Command
 from edge.plc.link import PlcLink
+from edge.sources.recording import Recorder
 from edge.types import Action, BeltEvent, Parcel, Verdict
 
 DIVERT_LANE = 1  # manual inspection
@@ -69,8 +70,13 @@ class Hub:
     def __init__(self, config: EdgeConfig, scanner: Scanner, flat: FlatField,
                  detector: Detector, camera: Camera | None = None,
                  link: DivertLink | None = None, log: Callable[[str], None] = print,
-                 show: Callable[[Parcel, Verdict], None] | None = None, seed: int = 0):
+                 show: Callable[[Parcel, Verdict], None] | None = None, seed: int = 0,
+                 recorder: Recorder | None = None, wait_for_detector: bool = False):
         self.config, self.log = config, log
+        self.recorder = recorder
+        # A replay played as fast as the detector allows waits for room in the queue; a live
+        # belt does not wait, so there a full queue diverts the parcel uninspected.
+        self.wait_for_detector = wait_for_detector
         self.faults = Faults(config.faults, seed=seed)
         self.scanner, self.flat, self.camera = scanner, flat, camera
         self.segmenter = Segmenter(config.segment, config.scanner.pitch_mm)
@@ -103,7 +109,8 @@ class Hub:
         self._emit_lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config: EdgeConfig, **kwargs) -> Hub:
+    def from_config(cls, config: EdgeConfig, record: Path | None = None,
+                    record_max_bytes: int | None = None, **kwargs) -> Hub:
         """A line of real parts as ``config`` names them: the scanner's acquisition PC over
         TCP, a real camera or none, the ONNX model, the PLC on its serial port or none."""
         from edge.sources.camera import open_camera
@@ -116,8 +123,10 @@ class Hub:
                              "labels: it needs scanner.type sim")
         flat = load_or_capture_flatfield(config, None, kwargs.get("log", print))
         link = new_link(config, config.plc.port) if config.plc.type != "none" else None
+        recorder = Recorder(record, dump_config(config), flat, record_max_bytes) \
+            if record is not None else None
         return cls(config, TcpLineSource(config.scanner), flat, ModelDetector(config),
-                   camera=open_camera(config.camera), link=link, **kwargs)
+                   camera=open_camera(config.camera), link=link, recorder=recorder, **kwargs)
 
     # --- what a harness around the hub may add (the simulator's adds its ground truth) -------
 
@@ -169,11 +178,17 @@ class Hub:
         if self.faults.glitch.fire_once(started):
             jump = int(self.config.faults.encoder_glitch * self.counts_per_mm)
             block.encoder[:] += jump
+        if self.recorder is not None:
+            self.recorder.lines(block)
         for event in self.scanner.poll_events():
+            if self.recorder is not None:
+                self.recorder.event(event)
             if self.camera is not None and not self.faults.camera.on(started):
                 photo = self.camera.photograph(event)
                 if photo is not None:
                     self.matcher.add(photo)
+                    if self.recorder is not None:
+                        self.recorder.photo(event, photo)
             self.belt_event(event)
         broken = encoder_break(self._last_encoder, block.encoder,
                                self.config.scanner.pitch_mm * self.counts_per_mm)
@@ -191,7 +206,7 @@ class Hub:
             entry = self._open(parcel)
             self.stages.queue_depth.append(self.queue.qsize())
             try:
-                self.queue.put_nowait(entry)
+                self.queue.put(entry, block=self.wait_for_detector)
             except queue.Full:
                 self.failsafe.fault("overload", "the detector queue is full")
                 self._settle(entry, uninspected(entry, "overload: detector queue full"))
@@ -359,6 +374,10 @@ class Hub:
         self.scanner.close()
         if self.camera is not None:
             self.camera.close()
+        if self.recorder is not None:
+            self.recorder.close()
+            if self.recorder.stopped:
+                self.log(f"recording stopped early: {self.recorder.stopped}")
         return self.summary(time.monotonic() - started)
 
     def _drain(self) -> None:

@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from edge.capture import capture_flatfield, flatfield_path, load_or_capture_flatfield
-from edge.config import EdgeConfig
+from edge.config import EdgeConfig, dump_config
 from edge.detect.parcel import ModelDetector
 from edge.faults import Faults
 from edge.imaging.segment import Segment
 from edge.pipeline import Hub, new_link
 from edge.sources.camera import open_camera
+from edge.sources.recording import Recorder
 from edge.types import Detections, Parcel, Photo, Verdict
 from simulator.camera import SimCamera
 from simulator.phantoms import THREAT_CLASSES
@@ -96,7 +97,8 @@ class SimulatedHub(Hub):
     def __init__(self, config: EdgeConfig, detector=None, link=None, plc=None,
                  log: Callable[[str], None] = print,
                  show: Callable[[Parcel, Verdict], None] | None = None,
-                 plc_options: dict | None = None):
+                 plc_options: dict | None = None, record: Path | None = None,
+                 record_max_bytes: int | None = None):
         seed = config.scanner.seed
         scanner = SimScanner(config.scanner)
         flat = load_or_capture_flatfield(config, scanner, log)
@@ -115,8 +117,10 @@ class SimulatedHub(Hub):
         self.sim, self.plc = scanner, plc
         self.threat_truth: dict[str, bool] = {}   # parcel ID -> carries a threat
         self.belt_edges: dict[str, int] = {}      # parcel ID -> its edge at the diverter
+        recorder = Recorder(record, dump_config(config), flat, record_max_bytes) \
+            if record is not None else None
         super().__init__(config, scanner, flat, detector, camera=camera, link=link, log=log,
-                         show=show or print_verdict_and_truth, seed=seed)
+                         show=show or print_verdict_and_truth, seed=seed, recorder=recorder)
 
     def belt_event(self, event: Arrival) -> None:
         placed = next((p for p in self.sim.placed if p.id == event.parcel_id), None)
@@ -136,6 +140,8 @@ class SimulatedHub(Hub):
                                   np.ones(len(labels)),
                                   [THREAT_CLASSES.index(lab) for lab in labels])
         parcel.truth_labels = labels
+        if self.recorder is not None:
+            self.recorder.truth(parcel)
 
     def belt_clear(self) -> bool:
         if self.plc is None:

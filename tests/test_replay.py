@@ -1,0 +1,146 @@
+"""Record a simulated line while it inspects, then replay the recording through the same
+code: the same verdicts, ground truth carried along, and every way a recording can be damaged
+met with a clear word and the rest replayed."""
+
+import json
+import shutil
+import warnings
+
+import pytest
+
+from edge.cli import main
+from edge.config import EdgeConfig
+from edge.sources.recording import Recorder, Recording, RecordingError, RecordingTruncated
+from edge.tools.replay import ReplayHub, recorded_config
+from simulator.harness import SimulatedHub
+
+pytestmark = pytest.mark.slow
+
+
+def live_config(tmp_path):
+    # A long belt to the diverter: the live run must inspect every parcel (the replay is
+    # compared with it) even on a busy machine.
+    return EdgeConfig(scanner={"seed": 7, "belt_speed_mm_s": 1500, "threat_share": 0.5},
+                      plc={"type": "sim", "diverter_distance_mm": 9000},
+                      calibration_dir=tmp_path / "cal")
+
+
+def verdict_rows(verdicts):
+    return sorted((p.seq, p.id, int(p.shape[1]), v.action.value, tuple(p.truth_labels))
+                  for p, v in verdicts)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """(a recording of 9 s of a live simulated line, the live verdicts, its summary)."""
+    tmp_path = tmp_path_factory.mktemp("live")
+    verdicts = []
+    hub = SimulatedHub(live_config(tmp_path), log=lambda _: None,
+                       show=lambda p, v: verdicts.append((p, v)), record=tmp_path / "rec")
+    summary = hub.run(9.0)
+    assert summary["uninspected"] == 0 and summary["parcels"] >= 8, summary
+    return tmp_path / "rec", verdict_rows(verdicts), summary
+
+
+def replay(folder, **kwargs):
+    verdicts = []
+    hub = ReplayHub(Recording(folder), log=lambda _: None,
+                    show=lambda p, v: verdicts.append((p, v)), **kwargs)
+    return hub.run(), verdict_rows(verdicts)
+
+
+def test_a_replay_gives_exactly_the_live_verdicts(recorded):
+    folder, live, live_summary = recorded
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["chunks"] >= 4 and manifest["photos"] >= 8
+    summary, replayed = replay(folder)
+    # Same parcels (named from the recorded photos), same cuts, same actions, same truth.
+    assert replayed == live
+    assert summary["threat_parcels"] == live_summary["threat_parcels"] >= 1
+    assert summary["missed_threats"] == sum(1 for *_, action, truth in live
+                                            if truth and action == "clear")
+    blocks = [b for chunk, _ in Recording(folder).chunks() for b in chunk]
+    assert summary["uninspected"] == 0
+    assert summary["recorded_s"] == pytest.approx(blocks[-1].t[-1] - blocks[0].t[0], abs=0.01)
+
+
+def test_a_replay_at_real_time_gives_the_same_verdicts(recorded):
+    folder, live, _ = recorded
+    summary, replayed = replay(folder, speed=4.0)
+    assert replayed == live
+    assert summary["duration_s"] >= summary["recorded_s"] / 4 * 0.9
+
+
+def test_a_recording_cut_off_replays_up_to_its_last_whole_chunk(recorded, tmp_path):
+    folder, live, _ = recorded
+    cut = shutil.copytree(folder, tmp_path / "cut")
+    manifest = json.loads((cut / "manifest.json").read_text())
+    (cut / "manifest.json").write_text(json.dumps(manifest | {"complete": False}))
+    chunks = sorted((cut / "chunks").glob("*.npz"))
+    for path in chunks[-2:]:
+        path.unlink()
+    (cut / "chunks" / "000099.part").write_bytes(b"half a chunk")   # the one being written
+    with pytest.warns(RecordingTruncated, match="cut off while recording"):
+        recording = Recording(cut)
+    verdicts = []
+    ReplayHub(recording, log=lambda _: None, show=lambda p, v: verdicts.append((p, v))).run()
+    replayed = verdict_rows(verdicts)
+    assert 1 <= len(replayed) < len(live)
+    assert replayed == live[:len(replayed)]
+
+
+def test_a_corrupt_chunk_is_named_and_skipped(recorded, tmp_path):
+    folder, live, _ = recorded
+    damaged = shutil.copytree(folder, tmp_path / "damaged")
+    bad = sorted((damaged / "chunks").glob("*.npz"))[1]
+    bad.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary, replayed = replay(damaged)
+    messages = [str(w.message) for w in caught if w.category is RecordingTruncated]
+    assert any(bad.name in m and "skipped" in m for m in messages), messages
+    # The parcels before the damage replay as they were; later ones replay too.
+    assert replayed[0] == live[0] and summary["parcels"] >= len(live) - 3
+
+
+def test_a_newer_format_or_no_recording_is_refused(recorded, tmp_path, capsys):
+    folder, _, _ = recorded
+    newer = shutil.copytree(folder, tmp_path / "newer")
+    manifest = json.loads((newer / "manifest.json").read_text())
+    (newer / "manifest.json").write_text(json.dumps(manifest | {"version": 2}))
+    with pytest.raises(RecordingError, match="format version 2, newer than this edge's 1"):
+        Recording(newer)
+    assert main(["replay", str(newer)]) == 2
+    assert "newer than this edge's 1" in capsys.readouterr().err
+    with pytest.raises(RecordingError, match="no manifest.json"):
+        Recording(tmp_path)
+
+
+def test_recording_stops_at_its_size_limit_and_inspection_goes_on(tmp_path):
+    config = live_config(tmp_path).model_copy(update={"plc": EdgeConfig(
+        plc={"type": "none"}).plc})
+    hub = SimulatedHub(config, log=lambda _: None, show=lambda p, v: None,
+                       record=tmp_path / "small", record_max_bytes=20_000_000)
+    summary = hub.run(6.0)
+    assert summary["parcels"] >= 4 and summary["undecided"] == 0
+    assert "size limit" in hub.recorder.stopped
+    manifest = json.loads((tmp_path / "small" / "manifest.json").read_text())
+    assert manifest["complete"] and "size limit" in manifest["stopped"]
+    chunk_bytes = sum(p.stat().st_size for p in (tmp_path / "small" / "chunks").iterdir())
+    assert chunk_bytes <= 20_000_000 + 100_000   # npz headers beside the arrays
+    with pytest.warns(RecordingTruncated, match="stopped early"):
+        Recording(tmp_path / "small")
+
+
+def test_a_recorder_wants_a_folder_of_its_own(tmp_path, recorded):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("keep me")
+    with pytest.raises(RecordingError, match="not empty"):
+        Recorder(tmp_path / "busy", "", Recording(recorded[0]).flat())
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "keep me"
+
+
+def test_the_recorded_config_is_replayed_without_plc_or_faults(recorded, tmp_path):
+    config = recorded_config(Recording(recorded[0]), model=tmp_path / "other.onnx")
+    assert config.plc.type == "none" and config.faults.active == []
+    assert config.scanner.seed == 7 and config.detector.model == tmp_path / "other.onnx"
