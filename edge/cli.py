@@ -57,9 +57,12 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
     from edge.tools.calibrate import as_json, calibrate_thresholds, read_items, report, score_set
     from edge.tools.labelsets import LabelsetError
 
-    if not args.data:
+    if not args.data and args.replay is None:
         print("edge: calibrate thresholds needs --data (labelled scans: COCO .json, VOC "
-              "or YOLO folders)", file=sys.stderr)
+              "or YOLO folders) or --replay (a replay's report folder)", file=sys.stderr)
+        return 2
+    if args.data and args.replay is not None:
+        print("edge: give --data or --replay, not both", file=sys.stderr)
         return 2
     if args.recall <= 0 or args.target_pd == 0:
         print("edge: --recall and --target-pd must be above 0", file=sys.stderr)
@@ -67,18 +70,33 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
     if args.target_far == 1:
         print("edge: --target-far must be below 1", file=sys.stderr)
         return 2
-    try:
-        items, held_out = read_items(args.data), read_items(args.check)
-    except LabelsetError as exc:
-        print(f"edge: {exc}", file=sys.stderr)
-        return 2
-    detector = _open_detector(args, config)
-    if detector is None:
-        return 2
     det = config.detector
-    scored = score_set(detector, items, det.iou_threshold, det.box_voting, not args.json)
-    checked = score_set(detector, held_out, det.iou_threshold, det.box_voting,
-                        not args.json) if held_out else None
+    if args.replay is not None:
+        from edge.tools.replay import ReplayRun
+        path = args.replay / "detections-model1.jsonl" if args.replay.is_dir() else args.replay
+        try:
+            run = ReplayRun.load(path)
+        except ValueError as exc:
+            print(f"edge: {exc}", file=sys.stderr)
+            return 2
+        scored, checked, version = run.scored_set(), None, run.version
+        if not scored.images:
+            print(f"edge: {path} holds no parcel with ground truth to calibrate on",
+                  file=sys.stderr)
+            return 2
+    else:
+        try:
+            items, held_out = read_items(args.data), read_items(args.check)
+        except LabelsetError as exc:
+            print(f"edge: {exc}", file=sys.stderr)
+            return 2
+        detector = _open_detector(args, config)
+        if detector is None:
+            return 2
+        version = detector.info.version
+        scored = score_set(detector, items, det.iou_threshold, det.box_voting, not args.json)
+        checked = score_set(detector, held_out, det.iou_threshold, det.box_voting,
+                            not args.json) if held_out else None
     if args.target_pd is not None or args.target_far is not None:
         from edge.tools.calibrate import calibrate_parcels, parcel_json, parcel_report
         cal = calibrate_parcels(scored, det.score_threshold, args.target_pd, args.target_far,
@@ -95,7 +113,7 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
             return 1
     out = args.out or Path(config.calibration_dir) / THRESHOLDS_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
-    table = thresholds_table(detector.info.version, cal.thresholds)
+    table = thresholds_table(version, cal.thresholds)
     out.write_text(json.dumps(table, indent=1) + "\n")
     print(json.dumps(as_json(cal) | {"out": str(out)}) if args.json
           else f"{report(cal)}\nwrote {out}")
@@ -389,27 +407,45 @@ def cmd_replay(args) -> int:
     from edge.detect.model import ModelError
     from edge.pipeline import summary_line
     from edge.sources.recording import RecordingError, RecordingTruncated
-    from edge.tools.replay import ReplayHub, open_recording, recorded_config
+    from edge.tools.replay import ReplayHub, ReplayRun, open_recording, recorded_config
 
     def say(text: str) -> None:
         print(f"edge: {text}", file=sys.stderr)
     warnings.simplefilter("always", RecordingTruncated)
     warnings.showwarning = lambda message, *rest: say(f"warning: {message}")
-    try:
-        recording = open_recording(args.recording, log=say)
-        config = recorded_config(recording, args.model)
-        hub = ReplayHub(recording, config, speed=args.speed,
-                        show=None if args.quiet else _print_replayed)
-    except (RecordingError, ModelError, ValueError, OSError) as exc:
-        say(f"cannot replay {args.recording}: {exc}")
+    models = args.model or [None]
+    if len(models) > 2:
+        say("--model: at most two models, compared side by side")
         return 2
-    print(f"replaying {args.recording} ({len(recording.chunk_paths)} chunks) at "
-          f"{'max' if args.speed is None else f'{args.speed:g}x'} speed; detector: "
-          f"{hub.detector.name}; thresholds: {hub.policy.source}", flush=True)
-    summary = hub.run()
-    print(summary_line(summary))
+    if args.report is not None:
+        args.report.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for k, model in enumerate(models):
+        thumbnails = args.report / "parcels" / f"model{k + 1}" if args.report else None
+        try:
+            recording = open_recording(args.recording, log=say)
+            config = recorded_config(recording, model)
+            hub = ReplayHub(recording, config, speed=args.speed, thumbnails=thumbnails,
+                            show=None if args.quiet or len(models) > 1 else _print_replayed)
+        except (RecordingError, ModelError, ValueError, OSError) as exc:
+            say(f"cannot replay {args.recording}: {exc}")
+            return 2
+        print(f"replaying {args.recording} ({len(recording.chunk_paths)} chunks) at "
+              f"{'max' if args.speed is None else f'{args.speed:g}x'} speed; detector: "
+              f"{hub.detector.name}; thresholds: {hub.policy.source}", flush=True)
+        summary = hub.run()
+        print(summary_line(summary) + f"; {summary['recorded_s']} s of belt in "
+              f"{summary['duration_s']} s ({summary['speedup']}x)")
+        runs.append(ReplayRun.of(hub, summary, thumbnails))
+        if args.report is not None:
+            runs[-1].save(args.report / f"detections-model{k + 1}.jsonl")
     if args.summary:
-        args.summary.write_text(json.dumps(summary, indent=1) + "\n")
+        args.summary.write_text(json.dumps(runs[0].summary if len(runs) == 1 else
+                                           [r.summary for r in runs], indent=1) + "\n")
+    if args.report is not None:
+        from edge.tools.report import write_report
+        write_report(args.report, runs, str(args.recording))
+        print(f"wrote {args.report / 'report.html'} and {args.report / 'metrics.json'}")
     return 0
 
 
@@ -455,8 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recording", type=Path, help="a folder written by edge record")
     p.add_argument("--speed", type=_speed, default=None, help="realtime, max (default: as "
                    "fast as the detector allows) or a factor such as 2")
-    p.add_argument("--model", type=Path, default=None, help="another ONNX model in place of "
-                   "the recorded config's")
+    p.add_argument("--model", type=Path, action="append", default=None,
+                   help="an ONNX model in place of the recorded config's; twice: both, "
+                        "compared in the report")
+    p.add_argument("--report", type=Path, default=None, metavar="OUT",
+                   help="write OUT/report.html, OUT/metrics.json and the detections "
+                        "(OUT/detections-model1.jsonl, what calibrate thresholds --replay "
+                        "reads)")
     p.add_argument("--summary", type=Path, default=None, help="write a JSON summary here")
     p.add_argument("--quiet", action="store_true", help="no line per parcel")
     p.set_defaults(func=cmd_replay)
@@ -489,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--target-far", type=_unit_interval, default=None, metavar="SHARE",
                         help="thresholds: one threshold for every class, the lowest that "
                              "diverts at most this share of the clear images")
+    p.add_argument("--replay", type=Path, default=None, metavar="OUT",
+                   help="thresholds: from a replay's scored parcels (edge replay --report OUT; "
+                        "its detections-model1.jsonl, or a detections file)")
     p.add_argument("--model", type=Path, default=None,
                    help="thresholds: ONNX model (default: detector.model)")
     p.add_argument("--json", action="store_true")

@@ -144,3 +144,32 @@ def test_the_recorded_config_is_replayed_without_plc_or_faults(recorded, tmp_pat
     config = recorded_config(Recording(recorded[0]), model=tmp_path / "other.onnx")
     assert config.plc.type == "none" and config.faults.active == []
     assert config.scanner.seed == 7 and config.detector.model == tmp_path / "other.onnx"
+
+
+def test_replay_report_comparison_and_thresholds_from_the_replay(recorded, tmp_path, capsys):
+    from edge.shipping import shipped_file
+    folder, live, _ = recorded
+    out = tmp_path / "report"
+    model = shipped_file("lite0.int8.onnx")
+    # The same model twice: the comparison must find no difference on the same parcels.
+    assert main(["replay", str(folder), "--report", str(out), "--quiet",
+                 "--model", str(model), "--model", str(model)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    first, second = metrics["runs"]
+    assert first["parcels"] == len(live) == second["parcels"]
+    threats = sum(1 for *_, truth in live if truth)
+    diverted_threats = sum(1 for *_, action, truth in live if truth and action != "clear")
+    assert first["parcel"]["recorded"]["pd"] == pytest.approx(diverted_threats / threats)
+    applied = metrics["comparison"]["applied"]
+    assert applied["pd_b_minus_a"] == 0 and applied["far_b_minus_a"] == 0
+    html = (out / "report.html").read_text()
+    assert "http://" not in html and "https://" not in html and "data:image/png;base64" in html
+    capsys.readouterr()
+    table = tmp_path / "thresholds.json"
+    assert main(["calibrate", "thresholds", "--replay", str(out), "--target-pd", "0.5",
+                 "--out", str(table), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    written = json.loads(table.read_text())
+    assert written["model_version"] == first["version"]
+    assert report["on_data"]["calibrated"]["threat_images"] == threats
+    assert report["on_data"]["calibrated"]["threat_diverted"] >= 0.5 * threats

@@ -5,18 +5,28 @@ the recorded photos as its camera and no PLC: every parcel is cut, corrected, de
 decided as it was live. Where the recording carries ground truth (a simulated line's), each
 parcel gets its truth back by the encoder range it was cut at, and the summary scores the
 verdicts: threat parcels, missed threats (a threat parcel not diverted), false diverts.
+
+With the ONNX model, ``ScoringDetector`` keeps every parcel's detections down to a low floor
+(``FLOOR``) beside the verdict, so a replay can also be scored as a labelled set (AP per
+class, curves of probability of detection against false alarms) and calibrated from
+(``edge calibrate thresholds --replay``), while the live loop's decision sees exactly what it
+saw live: the detections at the detector's own threshold.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import yaml
 
 from edge.config import EdgeConfig
+from edge.detect.model import detect_with
 from edge.detect.parcel import ModelDetector
 from edge.imaging.segment import Segment
 from edge.interfaces import Detector
@@ -27,7 +37,56 @@ from edge.sources.recording import (
     RecordingSource,
     RecordingTruncated,
 )
+from edge.tools.calibrate import FLOOR, ScoredSet
 from edge.types import Action, Detections, Parcel, Verdict
+
+THUMBNAIL_SCALE = 0.5   # parcel renderings kept for the report's galleries
+
+
+@dataclass
+class ParcelRecord:
+    """What a replay keeps of one parcel for its report."""
+
+    seq: int
+    id: str
+    lines: int
+    action: str
+    reason: str
+    threat: bool | None        # None: the recording carries no truth for it
+    latency_s: float | None    # last line to verdict
+    found: Detections          # down to FLOOR, in the parcel's pixels
+    truth: Detections | None   # class ids index the detector's classes
+
+
+class ScoringDetector:
+    """The model as the live loop calls it, keeping every parcel's detections down to
+    ``FLOOR`` (and, with ``thumbnails``, a half-size rendering of the parcel as JPEG).
+
+    The live loop gets the detections at or above the detector's own threshold, as live.
+    Kept scores and classes do not depend on the floor: greedy NMS suppresses a box only by
+    a higher-scoring one, and box voting moves boxes, never scores."""
+
+    def __init__(self, model: ModelDetector, thumbnails: Path | None = None):
+        self.model, self.thumbnails = model, thumbnails
+        self.name, self.version, self.classes = model.name, model.version, model.classes
+        self.live_floor = np.asarray(model.thresholds, np.float32)
+        self.found: dict[int, Detections] = {}
+        if thumbnails is not None:
+            thumbnails.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, parcel: Parcel) -> Detections:
+        image = self.model.render(parcel)
+        found = detect_with(self.model.detector.raw, self.model.detector.info, image, FLOOR,
+                            self.model.iou, self.model.vote)
+        self.found[parcel.seq] = found
+        if self.thumbnails is not None:
+            small = cv2.resize(image, None, fx=THUMBNAIL_SCALE, fy=THUMBNAIL_SCALE,
+                               interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(self.thumbnails / f"{parcel.seq}.jpg"), small,
+                        [cv2.IMWRITE_JPEG_QUALITY, 85])
+        floor = self.live_floor if self.live_floor.ndim == 0 else \
+            self.live_floor[found.class_id]
+        return found[found.score >= floor] if len(found) else found
 
 
 def recorded_config(recording: Recording, model: Path | None = None) -> EdgeConfig:
@@ -50,22 +109,38 @@ class ReplayHub(Hub):
     def __init__(self, recording: Recording, config: EdgeConfig | None = None,
                  speed: float | None = None, detector: Detector | None = None,
                  log: Callable[[str], None] = print,
-                 show: Callable[[Parcel, Verdict], None] | None = None):
+                 show: Callable[[Parcel, Verdict], None] | None = None,
+                 thumbnails: Path | None = None):
         config = config or recorded_config(recording)
         self.truths = {t.encoder: t for t in recording.truths()}
         self.threat_seqs: set[int] = set()
         self.diverted_seqs: set[int] = set()
-        detector = detector or ModelDetector(config)
+        self.records: list[ParcelRecord] = []
+        detector = detector or ScoringDetector(ModelDetector(config), thumbnails)
         user_show = show
 
         def scored(parcel: Parcel, verdict: Verdict) -> None:
             if verdict.action != Action.CLEAR:
                 self.diverted_seqs.add(parcel.seq)
+            self._keep(parcel, verdict)
             if user_show is not None:
                 user_show(parcel, verdict)
         super().__init__(config, RecordingSource(recording, speed), recording.flat(), detector,
                          camera=RecordedCamera(recording), log=log, show=scored,
                          wait_for_detector=speed is None)
+
+    def _keep(self, parcel: Parcel, verdict: Verdict) -> None:
+        found = self.detector.found.pop(parcel.seq, None) \
+            if isinstance(self.detector, ScoringDetector) else None
+        entry = self.ledger.entries.get(parcel.seq)
+        latency = entry.settled_at - entry.last_line_t \
+            if entry is not None and entry.settled_at is not None else None
+        known = parcel.encoder_range in self.truths
+        self.records.append(ParcelRecord(
+            parcel.seq, parcel.id, int(parcel.shape[1]), verdict.action.value, verdict.reason,
+            bool(parcel.truth_labels) if known else None, latency,
+            found if found is not None else verdict.detections,
+            parcel.truth if known else None))
 
     def parcel_cut(self, parcel: Parcel, segment: Segment) -> None:
         truth = self.truths.get(parcel.encoder_range)
@@ -102,3 +177,71 @@ def open_recording(folder: Path | str, log: Callable[[str], None] = print) -> Re
     for warning in caught:
         log(f"warning: {warning.message}")
     return recording
+
+
+@dataclass
+class ReplayRun:
+    """One model's replay of one recording: what its report and threshold calibration need."""
+
+    model: str                     # the detector's name (file and version)
+    version: str | None
+    classes: tuple[str, ...]
+    thresholds: dict[str, float]   # per class, as the policy applied them
+    threshold_source: str
+    records: list[ParcelRecord]
+    summary: dict
+    thumbnails: Path | None        # <seq>.jpg renderings at THUMBNAIL_SCALE
+
+    @classmethod
+    def of(cls, hub: ReplayHub, summary: dict, thumbnails: Path | None = None) -> ReplayRun:
+        policy = hub.policy
+        return cls(hub.detector.name, hub.detector.version, tuple(hub.detector.classes),
+                   dict(zip(policy.classes, map(float, policy.thresholds), strict=True)),
+                   policy.source, sorted(hub.records, key=lambda r: r.seq), summary,
+                   thumbnails)
+
+    def scored_set(self) -> ScoredSet:
+        """The parcels with truth as a labelled set: detections down to the floor against
+        truth (what AP and threshold calibration need)."""
+        scored = ScoredSet(self.classes)
+        for record in self.records:
+            if record.truth is not None:
+                scored.acc.add(record.found, record.truth)
+                scored.images.append((record.found, record.truth))
+        return scored
+
+    def save(self, path: Path) -> None:
+        """``detections.jsonl``: a header line, then one line per parcel."""
+        def boxes(d: Detections | None):
+            return None if d is None else {"xyxy": np.round(d.xyxy, 2).tolist(),
+                                           "score": np.round(d.score, 5).tolist(),
+                                           "class": d.class_id.tolist()}
+        with open(path, "w") as f:
+            f.write(json.dumps({"model": self.model, "version": self.version,
+                                "classes": list(self.classes), "thresholds": self.thresholds,
+                                "threshold_source": self.threshold_source}) + "\n")
+            for r in self.records:
+                f.write(json.dumps({"seq": r.seq, "id": r.id, "lines": r.lines,
+                                    "action": r.action, "reason": r.reason, "threat": r.threat,
+                                    "latency_s": r.latency_s, "found": boxes(r.found),
+                                    "truth": boxes(r.truth)}) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> ReplayRun:
+        """A run saved by ``save`` (its summary and thumbnails are not saved there)."""
+        def boxes(d):
+            if d is None:
+                return None
+            return Detections(np.asarray(d["xyxy"], np.float32).reshape(-1, 4), d["score"],
+                              d["class"])
+        try:
+            lines = Path(path).read_text().splitlines()
+            head = json.loads(lines[0])
+            records = [ParcelRecord(r["seq"], r["id"], r["lines"], r["action"], r["reason"],
+                                    r["threat"], r["latency_s"], boxes(r["found"]),
+                                    boxes(r["truth"]))
+                       for r in map(json.loads, lines[1:])]
+            return cls(head["model"], head["version"], tuple(head["classes"]),
+                       head["thresholds"], head["threshold_source"], records, {}, None)
+        except (OSError, IndexError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path} is not a replay's detections file: {exc!r}") from None
