@@ -419,14 +419,19 @@ def cmd_replay(args) -> int:
         return 2
     if args.report is not None:
         args.report.mkdir(parents=True, exist_ok=True)
+    if not (args.recording / "manifest.json").is_file() and args.recording.exists():
+        return _replay_images(args, models, say)
     runs = []
     for k, model in enumerate(models):
         thumbnails = args.report / "parcels" / f"model{k + 1}" if args.report else None
         try:
             recording = open_recording(args.recording, log=say)
             config = recorded_config(recording, model)
+            bar = _progress(len(recording.chunk_paths), "chunk") if args.quiet or \
+                len(models) > 1 else None
             hub = ReplayHub(recording, config, speed=args.speed, thumbnails=thumbnails,
-                            show=None if args.quiet or len(models) > 1 else _print_replayed)
+                            show=None if bar is not None else _print_replayed,
+                            on_chunk=bar.update if bar is not None else None)
         except (RecordingError, ModelError, ValueError, OSError) as exc:
             say(f"cannot replay {args.recording}: {exc}")
             return 2
@@ -434,6 +439,8 @@ def cmd_replay(args) -> int:
               f"{'max' if args.speed is None else f'{args.speed:g}x'} speed; detector: "
               f"{hub.detector.name}; thresholds: {hub.policy.source}", flush=True)
         summary = hub.run()
+        if bar is not None:
+            bar.close()
         print(summary_line(summary) + f"; {summary['recorded_s']} s of belt in "
               f"{summary['duration_s']} s ({summary['speedup']}x)")
         runs.append(ReplayRun.of(hub, summary, thumbnails))
@@ -442,6 +449,48 @@ def cmd_replay(args) -> int:
     if args.summary:
         args.summary.write_text(json.dumps(runs[0].summary if len(runs) == 1 else
                                            [r.summary for r in runs], indent=1) + "\n")
+    if args.report is not None:
+        from edge.tools.report import write_report
+        write_report(args.report, runs, str(args.recording))
+        print(f"wrote {args.report / 'report.html'} and {args.report / 'metrics.json'}")
+    return 0
+
+
+def _progress(total: int, unit: str):
+    from tqdm import tqdm
+    return tqdm(total=total, desc="replay", unit=unit, mininterval=2, leave=False)
+
+
+def _replay_images(args, models, say) -> int:
+    """``edge replay`` on labelled images (COCO, VOC, YOLO): each image is a parcel."""
+    from edge.config import load_config
+    from edge.tools.calibrate import read_items
+    from edge.tools.labelsets import LabelsetError
+    from edge.tools.replay import replay_images
+
+    try:
+        items = read_items([args.recording])
+    except LabelsetError as exc:
+        say(f"cannot replay {args.recording}: not a recording (no manifest.json) nor a "
+            f"labelled set: {exc}")
+        return 2
+    runs = []
+    for k, model in enumerate(models):
+        config = load_config(args.config)
+        if model is not None:
+            config = config.model_copy(update={"detector": config.detector.model_copy(
+                update={"model": model})})
+        thumbnails = args.report / "parcels" / f"model{k + 1}" if args.report else None
+        run = replay_images(items, config, thumbnails, progress=True)
+        threats = sum(bool(r.threat) for r in run.records)
+        diverted = [r for r in run.records if r.action != "clear"]
+        print(f"{run.model}: {len(run.records)} images as parcels, {len(diverted)} diverted; "
+              f"{sum(bool(r.threat) for r in diverted)} of {threats} with threats")
+        for skipped in run.summary["skipped"]:
+            say(f"skipped: {skipped}")
+        runs.append(run)
+        if args.report is not None:
+            run.save(args.report / f"detections-model{k + 1}.jsonl")
     if args.report is not None:
         from edge.tools.report import write_report
         write_report(args.report, runs, str(args.recording))

@@ -173,3 +173,20 @@ def test_replay_report_comparison_and_thresholds_from_the_replay(recorded, tmp_p
     assert written["model_version"] == first["version"]
     assert report["on_data"]["calibrated"]["threat_images"] == threats
     assert report["on_data"]["calibrated"]["threat_diverted"] >= 0.5 * threats
+
+
+def test_labelled_images_replay_as_parcels(tmp_path, capsys):
+    assert main(["sim", "--parcels", "3", "--seed", "4", "--out", str(tmp_path / "set"),
+                 "--quiet"]) == 0
+    coco = json.loads((tmp_path / "set" / "annotations.json").read_text())
+    capsys.readouterr()
+    out = tmp_path / "report"
+    assert main(["replay", str(tmp_path / "set" / "annotations.json"), "--report",
+                 str(out)]) == 0
+    run = json.loads((out / "metrics.json").read_text())["runs"][0]
+    assert run["parcels"] == run["parcels_with_truth"] == len(coco["images"])
+    threat_images = {a["image_id"] for a in coco["annotations"]}
+    assert run["parcel"]["recorded"]["threat_parcels"] == len(threat_images)
+    (tmp_path / "empty").mkdir()
+    assert main(["replay", str(tmp_path / "empty")]) == 2
+    assert "not a recording (no manifest.json) nor a labelled set" in capsys.readouterr().err

@@ -19,6 +19,7 @@ import threading
 import time
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -280,10 +281,11 @@ class RecordingSource:
     stamped so that its last line is read now, so deadlines measured from them stay what the
     belt gave the live run, whatever the speed."""
 
-    def __init__(self, recording: Recording, speed: float | None = 1.0):
+    def __init__(self, recording: Recording, speed: float | None = 1.0,
+                 on_chunk: Callable[[], None] | None = None):
         if speed is not None and speed <= 0:
             raise ValueError(f"speed must be above 0, got {speed}")
-        self.recording, self.speed = recording, speed
+        self.recording, self.speed, self.on_chunk = recording, speed, on_chunk
         self._chunks = recording.chunks()
         self._blocks: list[LineBlock] = []
         self._events: list[BeltEvent] = []
@@ -301,6 +303,8 @@ class RecordingSource:
                 raise EndOfStream(f"the recording {self.recording.folder} is played out") \
                     from None
             self._pending += events
+            if self.on_chunk is not None:
+                self.on_chunk()
         block = self._blocks.pop(0)
         last = float(block.t[-1])
         if self._first is None:

@@ -26,8 +26,11 @@ import numpy as np
 import yaml
 
 from edge.config import EdgeConfig
+from edge.decide import Policy
+from edge.detect.files import ScanReadError, read_scan
 from edge.detect.model import detect_with
 from edge.detect.parcel import ModelDetector
+from edge.detect.pre import as_bgr8
 from edge.imaging.segment import Segment
 from edge.interfaces import Detector
 from edge.pipeline import Hub
@@ -38,6 +41,7 @@ from edge.sources.recording import (
     RecordingTruncated,
 )
 from edge.tools.calibrate import FLOOR, ScoredSet
+from edge.tools.labelsets import LabelledImage
 from edge.types import Action, Detections, Parcel, Verdict
 
 THUMBNAIL_SCALE = 0.5   # parcel renderings kept for the report's galleries
@@ -84,9 +88,15 @@ class ScoringDetector:
                                interpolation=cv2.INTER_AREA)
             cv2.imwrite(str(self.thumbnails / f"{parcel.seq}.jpg"), small,
                         [cv2.IMWRITE_JPEG_QUALITY, 85])
-        floor = self.live_floor if self.live_floor.ndim == 0 else \
-            self.live_floor[found.class_id]
-        return found[found.score >= floor] if len(found) else found
+        return at_floor(found, self.live_floor)
+
+
+def at_floor(found: Detections, floor: np.ndarray | float) -> Detections:
+    """The detections at or above ``floor`` (one for all classes, or one per class)."""
+    floor = np.asarray(floor, np.float32)
+    if not len(found):
+        return found
+    return found[found.score >= (floor if floor.ndim == 0 else floor[found.class_id])]
 
 
 def recorded_config(recording: Recording, model: Path | None = None) -> EdgeConfig:
@@ -110,7 +120,7 @@ class ReplayHub(Hub):
                  speed: float | None = None, detector: Detector | None = None,
                  log: Callable[[str], None] = print,
                  show: Callable[[Parcel, Verdict], None] | None = None,
-                 thumbnails: Path | None = None):
+                 thumbnails: Path | None = None, on_chunk: Callable[[], None] | None = None):
         config = config or recorded_config(recording)
         self.truths = {t.encoder: t for t in recording.truths()}
         self.threat_seqs: set[int] = set()
@@ -125,7 +135,8 @@ class ReplayHub(Hub):
             self._keep(parcel, verdict)
             if user_show is not None:
                 user_show(parcel, verdict)
-        super().__init__(config, RecordingSource(recording, speed), recording.flat(), detector,
+        super().__init__(config, RecordingSource(recording, speed, on_chunk), recording.flat(),
+                         detector,
                          camera=RecordedCamera(recording), log=log, show=scored,
                          wait_for_detector=speed is None)
 
@@ -245,3 +256,44 @@ class ReplayRun:
                        head["thresholds"], head["threshold_source"], records, {}, None)
         except (OSError, IndexError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path} is not a replay's detections file: {exc!r}") from None
+
+
+def replay_images(items: list[LabelledImage], config: EdgeConfig,
+                  thumbnails: Path | None = None, progress: bool = False) -> ReplayRun:
+    """Labelled images (COCO, VOC, YOLO) replayed as parcels: each image is one parcel's
+    rendering, detected and decided as the live loop decides, and scored against its labels.
+    No stream, so no segmentation, deadlines or latency."""
+    model = ModelDetector(config)
+    policy = Policy.from_config(config, model.classes, model.version)
+    index = {name: k for k, name in enumerate(model.classes)}
+    if thumbnails is not None:
+        thumbnails.mkdir(parents=True, exist_ok=True)
+    records, skipped = [], []
+    if progress:
+        from tqdm import tqdm
+        items = tqdm(items, desc="replay", unit="image", mininterval=2)
+    for seq, item in enumerate(items, start=1):
+        try:
+            image = read_scan(item.path, config.detector.max_image_pixels)
+        except ScanReadError as exc:
+            skipped.append(str(exc))
+            continue
+        found = detect_with(model.detector.raw, model.detector.info, image, FLOOR, model.iou,
+                            model.vote)
+        live = at_floor(found, model.thresholds)
+        verdict = policy.decide(item.path.name, live)
+        known = [i for i, label in enumerate(item.labels) if label in index]
+        truth = Detections(item.boxes[known], np.ones(len(known)),
+                           [index[item.labels[i]] for i in known])
+        if thumbnails is not None:
+            small = cv2.resize(as_bgr8(image), None, fx=THUMBNAIL_SCALE, fy=THUMBNAIL_SCALE,
+                               interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(thumbnails / f"{seq}.jpg"), small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        records.append(ParcelRecord(seq, item.path.name, int(image.shape[1]),
+                                    verdict.action.value, verdict.reason, bool(item.labels),
+                                    None, found, truth))
+    summary = {"parcels": len(records), "skipped": skipped,
+               "uninspected": 0, "detector": model.name}
+    return ReplayRun(model.name, model.version, tuple(model.classes),
+                     dict(zip(policy.classes, map(float, policy.thresholds), strict=True)),
+                     policy.source, records, summary, thumbnails)
