@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from edge.config import EdgeConfig
+from edge.detect.boxes import area, clip_to_image
 from edge.detect.pre import as_bgr8, shrink
 from simulator.dataset import write_dataset
 from simulator.phantoms import THREAT_CLASSES
@@ -153,11 +154,9 @@ def crop(img: np.ndarray, boxes: np.ndarray, classes: np.ndarray, rng: np.random
     part = img[sy:sy + size, sx:sx + size]
     canvas[sy - y0:sy - y0 + part.shape[0], sx - x0:sx - x0 + part.shape[1]] = part
     b = boxes * scale - np.array([x0, y0, x0, y0], np.float32)
-    clipped = b.copy()
-    clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, size)
-    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, size)
-    area = np.prod(np.maximum(b[:, 2:] - b[:, :2], 1e-3), 1)
-    kept = np.prod(np.maximum(clipped[:, 2:] - clipped[:, :2], 0), 1) >= MIN_VISIBLE * area
+    clipped = clip_to_image(b.copy(), (size, size))
+    whole = np.prod(np.maximum(b[:, 2:] - b[:, :2], 1e-3), 1)   # sides >= 1e-3: drops flat boxes
+    kept = area(clipped.T) >= MIN_VISIBLE * whole
     return canvas, clipped[kept], classes[kept]
 
 

@@ -7,8 +7,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from edge.detect.decode import grid
 from edge.detect.model import Detector, ModelError
-from edge.detect.post import grid
 from edge.detect.pre import prepare, tile_starts
 
 SIZE, STRIDES, CLASSES = (64, 64), (8, 16, 32), ("gun", "knife")

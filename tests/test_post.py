@@ -8,34 +8,32 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from edge.detect.post import (
-    batched_nms,
-    box_vote,
+from edge.detect.decode import (
     decode,
     decode_select,
     decode_tiles,
     grid,
     merge_tiles,
-    nms,
     select,
     to_parcel,
 )
+from edge.detect.nms import batched_nms, box_vote, nms
 from edge.types import Detections
 
 
 @contextmanager
 def tuned(**constants):
-    """Set ``edge.detect.post``'s tuning constants for one block (paths forced on small sets)."""
-    import edge.detect.post as post
+    """Set ``edge.detect.nms``'s tuning constants for one block (paths forced on small sets)."""
+    import edge.detect.nms as module
 
-    saved = {name: getattr(post, name) for name in constants}
+    saved = {name: getattr(module, name) for name in constants}
     for name, value in constants.items():
-        setattr(post, name, value)
+        setattr(module, name, value)
     try:
         yield
     finally:
         for name, value in saved.items():
-            setattr(post, name, value)
+            setattr(module, name, value)
 
 
 def reference_iou(a, b) -> float:

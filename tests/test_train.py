@@ -257,7 +257,7 @@ def test_block_counts_are_checked():
 
 
 def test_runtime_never_imports_torch():
-    code = ("import sys, edge.cli, edge.pipeline, edge.detect.model, edge.detect.post, "
+    code = ("import sys, edge.cli, edge.pipeline, edge.detect.model, edge.detect.decode, "
             "edge.tools.metrics, edge.detect.files, edge.tools.labelsets, simulator.scanner; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edge.detect.post import decode_tiles, grid, merge_tiles
+from edge.detect.decode import decode_tiles, grid, merge_tiles
 from edge.detect.pre import Batch, prepare
 from edge.types import Detections
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from edge.detect.post import batched_nms
+from edge.detect.nms import batched_nms
 
 SIZES = (100, 1_000, 5_000, 20_000)
 CLASSES = 8
@@ -187,8 +187,8 @@ def bench_stages(model_path, image: np.ndarray, repeats: int = 200) -> dict:
     """Pre-processing, the bare session run and post-processing of one parcel image, each
     timed on the same input in one run (median ms; the first round is warm-up), as the live
     loop calls them: in turn. Then pre and post alone, call after call (``*_warm_ms``)."""
+    from edge.detect.decode import decode_select
     from edge.detect.model import Detector, postprocess
-    from edge.detect.post import decode_select
     from edge.detect.pre import prepare
 
     det = Detector(model_path)

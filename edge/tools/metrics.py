@@ -11,26 +11,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from edge.detect.boxes import box_iou
 from edge.types import Detections
 
 # Built the way pycocotools builds them, so thresholds are the very same floats
 # (0.7000000000000001, not 0.7) and recall comparisons at the points' edges agree.
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of xyxy boxes ``a [N, 4]`` and ``b [M, 4]`` (px): float64 ``[N, M]``.
-
-    Continuous areas with no +1, as COCO; a pair with zero union has IoU 0."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    wh = np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2])
-    inter = np.prod(np.clip(wh, 0.0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0.0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0.0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def _match(det: Detections, truth: Detections, thresholds: np.ndarray) -> np.ndarray:
