@@ -444,16 +444,23 @@ def cmd_replay(args) -> int:
         print(summary_line(summary) + f"; {summary['recorded_s']} s of belt in "
               f"{summary['duration_s']} s ({summary['speedup']}x)")
         runs.append(ReplayRun.of(hub, summary, thumbnails))
-        if args.report is not None:
-            runs[-1].save(args.report / f"detections-model{k + 1}.jsonl")
     if args.summary:
         args.summary.write_text(json.dumps(runs[0].summary if len(runs) == 1 else
                                            [r.summary for r in runs], indent=1) + "\n")
-    if args.report is not None:
-        from edge.tools.report import write_report
-        write_report(args.report, runs, str(args.recording))
-        print(f"wrote {args.report / 'report.html'} and {args.report / 'metrics.json'}")
+    _write_report(args, runs)
     return 0
+
+
+def _write_report(args, runs) -> None:
+    """With ``--report OUT``: each run's detections (what calibrate --replay reads), then
+    the report of them all."""
+    if args.report is None:
+        return
+    from edge.tools.report import write_report
+    for k, run in enumerate(runs, start=1):
+        run.save(args.report / f"detections-model{k}.jsonl")
+    write_report(args.report, runs, str(args.recording))
+    print(f"wrote {args.report / 'report.html'} and {args.report / 'metrics.json'}")
 
 
 def _progress(total: int, unit: str):
@@ -489,12 +496,7 @@ def _replay_images(args, models, say) -> int:
         for skipped in run.summary["skipped"]:
             say(f"skipped: {skipped}")
         runs.append(run)
-        if args.report is not None:
-            run.save(args.report / f"detections-model{k + 1}.jsonl")
-    if args.report is not None:
-        from edge.tools.report import write_report
-        write_report(args.report, runs, str(args.recording))
-        print(f"wrote {args.report / 'report.html'} and {args.report / 'metrics.json'}")
+    _write_report(args, runs)
     return 0
 
 

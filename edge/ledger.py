@@ -79,6 +79,12 @@ class Ledger:
         self._evicted_to = 0                    # the highest seq evicted so far
         self._lock = threading.Lock()
 
+    def released(self, threats: bool | None = None) -> int:
+        """Parcels released (lane 0) with an acknowledged command, over the whole run; with
+        ``threats``, only those that did (True) or did not (False) carry threats."""
+        return sum(n for (lane, outcome, threat), n in self.outcomes.items()
+                   if lane == 0 and outcome == "acked" and threats in (None, threat))
+
     @property
     def settled(self) -> int:
         """Parcels settled over the whole run."""

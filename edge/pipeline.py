@@ -404,10 +404,8 @@ class Hub:
         ledger = self.ledger
         settled = [e for e in ledger.snapshot() if e.verdict is not None]
         latencies = [(e.sent_at or e.settled_at) - e.last_line_t for e in settled]
-        released = sum(n for (lane, outcome, _), n in ledger.outcomes.items()
-                       if lane == RELEASE and outcome == "acked")
         return {
-            "parcels": ledger.opened, "diverted": ledger.opened - released,
+            "parcels": ledger.opened, "diverted": ledger.opened - ledger.released(),
             "uninspected": ledger.actions[Action.UNINSPECTED.value],
             "undecided": ledger.opened - ledger.settled,
             "lost_commands": sum(len(link.stats.lost) for link in self.links),

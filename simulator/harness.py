@@ -194,12 +194,10 @@ class SimulatedHub(Hub):
             return out
         # What the protocol made of the commands, over the whole run (the ledger's totals).
         ledger = self.ledger
-        released = {threat: sum(n for (lane, outcome, t), n in ledger.outcomes.items()
-                                if lane == 0 and outcome == "acked" and t == threat)
-                    for threat in (True, False)}
         out.update({"belt_parcels": ledger.opened, "threat_parcels": ledger.threats,
-                    "missed_threats": released[True],
-                    "false_diverts": ledger.opened - ledger.threats - released[False]})
+                    "missed_threats": ledger.released(threats=True),
+                    "false_diverts": ledger.opened - ledger.threats
+                    - ledger.released(threats=False)})
         return out
 
 

@@ -84,11 +84,15 @@ class ScoringDetector:
                             self.model.iou, self.model.vote)
         self.found[parcel.seq] = found
         if self.thumbnails is not None:
-            small = cv2.resize(image, None, fx=THUMBNAIL_SCALE, fy=THUMBNAIL_SCALE,
-                               interpolation=cv2.INTER_AREA)
-            cv2.imwrite(str(self.thumbnails / f"{parcel.seq}.jpg"), small,
-                        [cv2.IMWRITE_JPEG_QUALITY, 85])
+            save_thumbnail(image, self.thumbnails / f"{parcel.seq}.jpg")
         return at_floor(found, self.live_floor)
+
+
+def save_thumbnail(image: np.ndarray, path: Path) -> None:
+    """A parcel's rendering at ``THUMBNAIL_SCALE``, as JPEG, for the report's galleries."""
+    small = cv2.resize(image, None, fx=THUMBNAIL_SCALE, fy=THUMBNAIL_SCALE,
+                       interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(path), small, [cv2.IMWRITE_JPEG_QUALITY, 85])
 
 
 def at_floor(found: Detections, floor: np.ndarray | float) -> Detections:
@@ -286,9 +290,7 @@ def replay_images(items: list[LabelledImage], config: EdgeConfig,
         truth = Detections(item.boxes[known], np.ones(len(known)),
                            [index[item.labels[i]] for i in known])
         if thumbnails is not None:
-            small = cv2.resize(as_bgr8(image), None, fx=THUMBNAIL_SCALE, fy=THUMBNAIL_SCALE,
-                               interpolation=cv2.INTER_AREA)
-            cv2.imwrite(str(thumbnails / f"{seq}.jpg"), small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+            save_thumbnail(as_bgr8(image), thumbnails / f"{seq}.jpg")
         records.append(ParcelRecord(seq, item.path.name, int(image.shape[1]),
                                     verdict.action.value, verdict.reason, bool(item.labels),
                                     None, found, truth))
