@@ -1,13 +1,20 @@
 """Packaging beyond pyproject.toml: the shipped model and its operating point are made outside
 the package (models/, calibration/), and an installed package carries copies of them."""
 
+import importlib.util
 import shutil
 from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-from edge.shipping import SHIPPED  # name -> its place in the source tree
+# A build runs this file where the package is not importable (an isolated build environment has
+# only the build requirements), so the list of shipped files is read from its module by path.
+_spec = importlib.util.spec_from_file_location(
+    "_shipping", Path(__file__).resolve().parent / "edge" / "shipping.py")
+_shipping = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_shipping)
+SHIPPED = _shipping.SHIPPED  # name -> its place in the source tree
 
 
 class BuildWithShippedFiles(build_py):
