@@ -346,6 +346,37 @@ class PipelineConfig(Section):
                            "alarm (a stall), s.")
 
 
+class StoreConfig(Section):
+    """The parcel store: every settled parcel's record in SQLite, its pictures beside it
+    (docs/dashboard.md)."""
+
+    enabled: bool = Field(True, description="Keep a record of every parcel; the dashboard "
+                          "shows what the store holds.")
+    dir: Path = Field(Path("var/store"), description="Folder of the store: edge.db and "
+                      "images/.")
+    pictures: Literal["all", "alerts", "none"] = Field(
+        "all", description="Whose pictures to keep: every parcel's, alerts' only, or none.")
+    keep_days: float = Field(90.0, gt=0, description="Records older than this are removed "
+                             "(confirmed threats are kept), days.")
+    max_picture_gb: float = Field(20.0, gt=0, description="Pictures beyond this total are "
+                                  "removed, oldest first (confirmed threats' are kept), GB.")
+    weapon_classes: tuple[str, ...] = Field(
+        PROHIBITED, description="Classes whose alerts the dashboard marks as weapons, with a "
+        "sound cue.")
+
+
+class DashboardConfig(Section):
+    """The operators' web dashboard, served from the store."""
+
+    enabled: bool = Field(True, description="edge run serves the dashboard (unless "
+                          "--no-dashboard).")
+    host: str = Field("127.0.0.1", description="Address to bind; the local machine only "
+                      "unless set.")
+    port: int = Field(8000, ge=1, le=65535)
+    secure_cookies: bool = Field(False, description="Mark session cookies Secure (when "
+                                 "served over HTTPS behind a proxy).")
+
+
 # Faults injected into the simulated PLC (the rest are the host's own: labels, camera,
 # scanner, encoder, detector, a host restart).
 SIM_PLC_FAULTS = {"noise", "corrupt", "drop_acks", "ack_delay", "nak_busy", "plc_silent",
@@ -416,6 +447,8 @@ class EdgeConfig(BaseSettings):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     faults: FaultsConfig = Field(default_factory=FaultsConfig, description="Faults to "
                                  "inject, for drills and soak tests (all off by default).")
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     calibration_dir: Path = Field(Path("calibration"), description="Scanner calibration tables.")
 
     @model_validator(mode="after")

@@ -89,3 +89,8 @@ class DivertLink(Protocol):
 
     @property
     def unacked(self) -> int: ...
+
+    @property
+    def silent_for_s(self) -> float:
+        """Seconds since the PLC was last heard (a status frame, an ACK, an answer)."""
+        ...

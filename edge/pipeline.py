@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import queue
 import resource
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -36,6 +37,7 @@ from edge.decide import Policy
 from edge.detect.parcel import ModelDetector
 from edge.failsafe import FailSafe
 from edge.faults import Faults, InjectedCrash
+from edge.imaging.attenuation import ratio_boundaries
 from edge.imaging.correct import FlatField, correct
 from edge.imaging.segment import Segment, Segmenter
 from edge.interfaces import Camera, Detector, DivertLink, EndOfStream, Scanner
@@ -43,6 +45,7 @@ from edge.ledger import Entry, Ledger, percentiles_ms, uninspected
 from edge.plc.frames import RELEASE, Command
 from edge.plc.link import PlcLink
 from edge.sources.recording import Recorder
+from edge.store import Retention, SchemaError, Store, StoreWriter
 from edge.types import Action, BeltEvent, Parcel, Verdict
 
 DIVERT_LANE = 1  # manual inspection
@@ -107,6 +110,20 @@ class Hub:
         self._stop = threading.Event()
         self._capturing = threading.Event()   # the scanner is expected to deliver lines
         self._emit_lock = threading.Lock()
+        self.records: StoreWriter | None = None   # the parcel store's writer, once kept
+
+    def keep_records(self, store: Store) -> StoreWriter:
+        """Write every settled parcel, its pictures and its command's fate into ``store``
+        (on a thread of its own, started and stopped with the run)."""
+        cfg = self.config.store
+        self.records = StoreWriter(
+            store, store.begin_run(self.detector.name, self.detector.version,
+                                   self.policy.source, dump_config(self.config)),
+            self.detector.classes, cfg.weapon_classes, pictures=cfg.pictures,
+            boundaries=ratio_boundaries(self.config.scanner.low_kev,
+                                        self.config.scanner.high_kev), health=self.health,
+            retention=Retention(cfg.keep_days, int(cfg.max_picture_gb * 1e9)), log=self.log)
+        return self.records
 
     @classmethod
     def from_config(cls, config: EdgeConfig, record: Path | None = None,
@@ -291,6 +308,8 @@ class Hub:
             won = self.ledger.settle(entry.seq, verdict, time.monotonic())
             if won is None:
                 return
+            if self.records is not None:
+                self.records.settled(entry.parcel, verdict, won.settled_at)
             self._command(entry, verdict)
             with self._emit_lock:
                 self.show(entry.parcel, verdict)
@@ -312,6 +331,8 @@ class Hub:
             verdict.reason = "; ".join(filter(None, [verdict.reason, "diverted all the same: "
                                                      "the line fails closed"]))
         self.ledger.commanded(entry, lane)
+        if self.records is not None:
+            self.records.commanded(entry.seq, lane, verdict.reason)
         arrives = entry.deadline + self.config.plc.margin_s
         command = self.link.send(entry.seq - self._key_base, entry.divert_encoder, lane,
                                  entry.parcel_id, expires_at=arrives)
@@ -319,9 +340,37 @@ class Hub:
 
     def _command_sent(self, command: Command, t: float) -> None:
         self.ledger.mark_sent(command.key + self._key_base, t)
+        if self.records is not None:
+            self.records.sent(command.key + self._key_base, t)
 
     def _command_done(self, command: Command, outcome: str) -> None:
         self.ledger.command_done(command.key + self._key_base, outcome)
+        if self.records is not None:
+            self.records.done(command.key + self._key_base, str(outcome))
+
+    def health(self) -> dict[str, tuple[bool, dict]]:
+        """component -> (healthy, details) for the dashboard: scanner, detector, PLC link."""
+        now = time.monotonic()
+        quiet = now - self._last_block_at if self._capturing.is_set() else None
+        scanner = {"type": self.config.scanner.type, "capturing": self._capturing.is_set(),
+                   "last_block_s": None if quiet is None else round(quiet, 3)}
+        detect = self.stages.detect[-200:]
+        detector = {"name": self.detector.name, "version": self.detector.version,
+                    "queue": self.queue.qsize(), "busy_calls": len(self._calls),
+                    "detect_p50_ms": round(float(np.median(detect)) * 1000, 1)
+                    if detect else None}
+        report = {"scanner": (quiet is None or quiet < self.config.pipeline.stall_s, scanner),
+                  "detector": (not self._hung or all(self._calls.get(w) != since for w, since
+                                                     in self._hung.items()), detector),
+                  "failsafe": (not self.failsafe.active, self.failsafe.summary())}
+        if self.link is not None:
+            silent = self.link.silent_for_s
+            lost = sum(len(link.stats.lost) for link in self.links)
+            report["plc"] = (silent < self.config.plc.silent_s,
+                             {"type": self.config.plc.type, "last_heard_s": round(silent, 3),
+                              "commands_lost": lost, "unacked": self.link.unacked,
+                              "acked": sum(link.stats.acked for link in self.links)})
+        return report
 
     # --- run ------------------------------------------------------------------------------
 
@@ -347,6 +396,8 @@ class Hub:
                                                                        self._watch_once),
                                         daemon=True, name="deadlines"))
         self.open_output()
+        if self.records is not None:
+            self.records.start()
         for t in threads:
             t.start()
         started, seq = time.monotonic(), 0
@@ -378,6 +429,8 @@ class Hub:
             self.recorder.close()
             if self.recorder.stopped:
                 self.log(f"recording stopped early: {self.recorder.stopped}")
+        if self.records is not None:
+            self.records.close()
         return self.summary(time.monotonic() - started)
 
     def _drain(self) -> None:
@@ -471,9 +524,17 @@ def run(config: EdgeConfig, build: Callable[..., Hub], duration_s: float | None 
         hub.open_output()
     except (SerialException, OSError) as exc:
         raise StartError(f"plc.port {plc.port!r} cannot be opened: {exc}") from None
+    if config.store.enabled:
+        try:
+            hub.keep_records(Store(config.store.dir))
+        except (OSError, sqlite3.Error, SchemaError) as exc:
+            raise StartError(f"the store at {config.store.dir} cannot be used: {exc} "
+                             "(store.dir sets another; store.enabled false runs without "
+                             "records)") from None
     faults = config.faults.active
     hub.log(f"detector: {hub.detector.name}; thresholds: {hub.policy.source}; "
-            f"scanner: {config.scanner.type}; PLC: {config.plc.type}"
+            f"scanner: {config.scanner.type}; PLC: {config.plc.type}; "
+            f"store: {config.store.dir if config.store.enabled else 'off'}"
             + (f"; injected faults: {', '.join(faults)}" if faults else ""))
     summary = hub.run(duration_s)
     hub.log(summary_line(summary))

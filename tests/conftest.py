@@ -24,3 +24,19 @@ def earlier_head_layout():
             old[key] = value
         return old
     return convert
+
+
+@pytest.fixture(scope="session", autouse=True)
+def store_and_dashboard_kept_apart(tmp_path_factory):
+    """``edge run`` keeps a parcel store and serves the dashboard by default: in tests (and the
+    subprocesses they start) the store goes to a scratch folder and the dashboard stays off,
+    unless a test asks for them."""
+    saved = {k: os.environ.get(k) for k in ("EDGE_STORE__DIR", "EDGE_DASHBOARD__ENABLED")}
+    os.environ["EDGE_STORE__DIR"] = str(tmp_path_factory.mktemp("store"))
+    os.environ["EDGE_DASHBOARD__ENABLED"] = "false"
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

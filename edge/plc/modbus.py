@@ -161,6 +161,11 @@ class ModbusDivertLink(CommandLink):
         return command
 
     @property
+    def silent_for_s(self) -> float:
+        """Seconds since the PLC last answered."""
+        return time.monotonic() - self._last_answer
+
+    @property
     def unacked(self) -> int:
         with self._lock:
             return len(self._queue) + (self._in_flight is not None)
