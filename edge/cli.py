@@ -140,8 +140,9 @@ def cmd_bench(args) -> int:
     if args.what == "pipeline":
         from edge.tools.bench_pipeline import bench_pipeline
 
+        stores = {"on": (True,), "off": (False,), "both": (False, True)}[args.store]
         result = bench_pipeline(args.config, args.speeds or [500, 1000, 1500, 2000, 2500],
-                                args.seconds or 12.0)
+                                args.seconds or 12.0, stores=stores, repeats=args.repeats)
         if args.json:
             print(json.dumps(result))
             return 0
@@ -150,6 +151,10 @@ def cmd_bench(args) -> int:
             print("  ".join(f"{k} {v}" for k, v in row.items()))
         print(f"highest sustained belt speed: {result['highest_sustained_mm_s']} mm/s; "
               f"peak memory {result['peak_rss_mb']} MB")
+        for speed, cost in result.get("store_cost", {}).items():
+            print(f"store at {speed} mm/s: decision latency p99 {cost['p99_ms_with_store']} ms "
+                  f"with it, {cost['p99_ms_without']} ms without (median of {args.repeats}): "
+                  f"x{cost['ratio']}")
         return 0
     from edge.tools.bench_detect import bench_nms, bench_stages, simulated_parcel
 
@@ -602,6 +607,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 500 3000)")
     p.add_argument("--seconds", type=float, default=None, help="pipeline: run time per speed "
                    "(default 12); faults: per run (default 6)")
+    p.add_argument("--store", choices=["on", "off", "both"], default="on",
+                   help="pipeline: with the parcel store (in a scratch folder), without, or "
+                        "both in turn to measure what it costs (default on)")
+    p.add_argument("--repeats", type=int, default=1, help="pipeline: runs per speed (and per "
+                   "store setting); the store's cost is the median over them")
     p.add_argument("--only", nargs="+", default=None, metavar="FAULT",
                    help="faults: these rows of the matrix only")
     p.add_argument("--models", type=Path, nargs="+", default=None, help="model: ONNX files to "
