@@ -301,9 +301,9 @@ class Store:
         ignored), decision time range, a detected class, review state, verdict action."""
         where, args = [], []
         if tracking:
-            where.append("tracking LIKE ? ESCAPE '\\'")
-            escaped = tracking.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            args.append(escaped + "%")
+            # A range over the index of upper(tracking): a prefix search at any store size.
+            where.append("upper(tracking) >= ? AND upper(tracking) < ?")
+            args += [tracking.upper(), tracking.upper() + "\U0010ffff"]
         if since is not None:
             where.append("decided_at >= ?")
             args.append(since)
@@ -341,15 +341,27 @@ class Store:
         n = figures["parcels"]
         hours = max(until - since, 1e-9) / 3600
         reviewed = figures["confirmed"] + figures["cleared"]
-        latencies = [r[0] for r in conn.execute(
-            "SELECT latency_ms FROM parcels WHERE decided_at >= ? AND decided_at < ? "
-            "ORDER BY latency_ms", (since, until))]
         figures.update(
             parcels_per_hour=n / hours,
             alarm_rate=figures["alerts"] / n if n else None,
             confirm_rate=figures["confirmed"] / reviewed if reviewed else None,
-            latency_p50_ms=_percentile(latencies, 50), latency_p99_ms=_percentile(latencies, 99))
+            latency_p50_ms=self._latency_percentile(since, until, n, 50),
+            latency_p99_ms=self._latency_percentile(since, until, n, 99))
         return figures
+
+    def _latency_percentile(self, since: float, until: float, n: int, q: float
+                            ) -> float | None:
+        """The ``q``-th percentile of the decision latency, interpolated between the two
+        ranks around it (fetched by offset: the store never hands a day's rows to Python)."""
+        if not n:
+            return None
+        rank = (n - 1) * q / 100
+        pair = [r[0] for r in self.conn.execute(
+            "SELECT latency_ms FROM parcels WHERE decided_at >= ? AND decided_at < ? "
+            "ORDER BY latency_ms LIMIT 2 OFFSET ?", (since, until, int(rank)))]
+        if len(pair) == 1:
+            return pair[0]
+        return pair[0] + (pair[1] - pair[0]) * (rank - int(rank))
 
     def hourly(self, since: float, until: float) -> list[sqlite3.Row]:
         """Parcels and alerts per hour (UTC hour start, seconds) in [since, until)."""
@@ -381,11 +393,3 @@ class Store:
             return None
         return path
 
-
-def _percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    rank = (len(sorted_values) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)

@@ -49,8 +49,8 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (run_id, seq)
     );
     CREATE INDEX parcels_alerts ON parcels (id) WHERE review != 'none';
-    CREATE INDEX parcels_tracking ON parcels (tracking);
-    CREATE INDEX parcels_decided ON parcels (decided_at);
+    CREATE INDEX parcels_tracking ON parcels (upper(tracking));
+    CREATE INDEX parcels_decided ON parcels (decided_at, review, action, outcome, latency_ms);
     CREATE TABLE detections (
         parcel_id INTEGER NOT NULL REFERENCES parcels(id) ON DELETE CASCADE,
         class TEXT NOT NULL,
