@@ -36,7 +36,8 @@ def _login_form(request: Request, next: str, error: str = "", status_code: int =
     # Before a session there is no session token to tie a CSRF token to: the form and a
     # cookie carry one random value, which a cross-site form cannot read nor set.
     token = secrets.token_urlsafe(32)
-    response = render(request, None, "login.html", status_code, next=safe_next(next),
+    response = render(request, None, "login.html", status_code, body_class="login",
+                      next=safe_next(next),
                       login_csrf=token, error=error, name=name,
                       lang_param=request.query_params.get("lang", ""))
     _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
