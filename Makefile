@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install dev run test test-fast lint train clean
+.PHONY: install dev browser run test test-fast lint train clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.installed
 
 install: $(VENV)/.installed
 
+# The dashboard's browser tests drive Debian's chromium (through Playwright, which fetches no
+# browser of its own): installed here when missing, as root or with sudo.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
+
 dev: $(VENV)/.dev
 
 run: install
@@ -29,7 +36,7 @@ run: install
 lint: dev
 	$(BIN)/ruff check .
 
-test: dev
+test: dev browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -1,5 +1,5 @@
-"""The ``edge`` command: run, record, replay, sim, calibrate, bench, detect, evaluate,
-config."""
+"""The ``edge`` command: run, dashboard, user, record, replay, sim, calibrate, bench,
+detect, evaluate, config."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def cmd_bench(args) -> int:
     if args.what == "sim":
         from edge.tools.bench_pipeline import bench_sim
 
-        result = bench_sim(config.scanner, parcels=args.parcels)
+        result = bench_sim(config.scanner, parcels=args.parcels or 20)
         if args.json:
             print(json.dumps(result))
         else:
@@ -137,6 +137,19 @@ def cmd_bench(args) -> int:
         return _bench_model(args, config)
     if args.what == "faults":
         return _bench_faults(args)
+    if args.what == "store":
+        from edge.tools.bench_store import bench_store
+
+        result = bench_store(args.parcels or 100_000)
+        if args.json:
+            print(json.dumps(result))
+            return 0
+        print(f"store of {result['parcels']} parcels (filled in {result['fill_s']} s)")
+        for group in ("store", "http"):
+            for name, figures in result.get(group, {}).items():
+                print(f"  {group:<5} {name:<28} p50 {figures['p50_ms']:>8.2f} ms   "
+                      f"max {figures['max_ms']:>8.2f} ms")
+        return 0
     if args.what == "pipeline":
         from edge.tools.bench_pipeline import bench_pipeline
 
@@ -249,7 +262,7 @@ def _bench_model(args, config) -> int:
 def _bench_parcels(args, config, paths: list[Path]) -> int:
     from edge.tools.bench_detect import bench_parcels, simulated_parcels
 
-    result = bench_parcels(paths, simulated_parcels(config, args.parcels))
+    result = bench_parcels(paths, simulated_parcels(config, args.parcels or 20))
     if args.json:
         print(json.dumps(result))
         return 0
@@ -370,6 +383,13 @@ def cmd_run(args) -> int:
     from edge.pipeline import Hub, StartError, run
 
     config = with_faults(_config(args), args.fault)
+    dashboard = None
+    if config.dashboard.enabled and not args.no_dashboard:
+        try:
+            dashboard = start_dashboard(config)
+        except StartError as exc:
+            print(f"edge: cannot start: {exc}", file=sys.stderr)
+            return 2
     if config.scanner.type == "sim":
         from simulator.harness import SimulatedHub as build
     else:
@@ -382,6 +402,133 @@ def cmd_run(args) -> int:
                    **record)
     except StartError as exc:
         print(f"edge: cannot start: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if dashboard is not None:
+            dashboard.should_exit = True
+
+
+def start_dashboard(config: EdgeConfig):
+    """Serve the dashboard over the store on a thread of this process (the live loop's);
+    returns the uvicorn server (set ``should_exit`` to stop it). With no user yet, makes an
+    admin with a one-time password and prints it: there is no default password."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from edge.dashboard.app import create_app
+    from edge.pipeline import StartError
+    from edge.store import Store
+
+    cfg = config.dashboard
+    if not config.store.enabled:
+        raise StartError("the dashboard shows the parcel store: with store.enabled false, run "
+                         "with --no-dashboard")
+    store = Store(config.store.dir)
+    if not store.users():
+        password = first_admin(store)
+        print(f"dashboard: no users yet; made user 'admin' with the one-time password "
+              f"{password} (change it: edge user passwd admin)", flush=True)
+    # Bound here, so that a port in use stops the start with a clear message.
+    sock = socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((cfg.host, cfg.port))
+    except OSError as exc:
+        sock.close()
+        raise StartError(f"the dashboard cannot listen on {cfg.host}:{cfg.port}: {exc} "
+                         "(set dashboard.port, or run with --no-dashboard)") from None
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(store, secure_cookies=cfg.secure_cookies), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="dashboard",
+                              daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not server.started:
+        raise StartError("the dashboard did not start (see the messages above)")
+    print(f"dashboard: http://{cfg.host}:{cfg.port}/", flush=True)
+    return server
+
+
+def first_admin(store) -> str:
+    import secrets
+
+    from edge.dashboard.auth import hash_password
+
+    password = secrets.token_urlsafe(12)
+    store.add_user("admin", "admin", hash_password(password), by="edge run")
+    return password
+
+
+def cmd_dashboard(args) -> int:
+    from edge.dashboard.app import serve
+    from edge.store import SchemaError, Store
+
+    config = _config(args)
+    root = args.store or config.store.dir
+    if not (Path(root) / "edge.db").is_file():
+        print(f"edge: no store at {root} (edge run makes one; --store names another)",
+              file=sys.stderr)
+        return 2
+    try:
+        store = Store(root)
+    except SchemaError as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return 2
+    if not store.users():
+        print(f"dashboard: no users yet; made user 'admin' with the one-time password "
+              f"{first_admin(store)} (change it: edge user passwd admin)", flush=True)
+    store.close()
+    serve(root, host=args.host or config.dashboard.host, port=args.port or config.dashboard.port,
+          secure_cookies=config.dashboard.secure_cookies)
+    return 0
+
+
+def _new_password(args) -> str:
+    """The password from stdin: typed twice on a terminal, else the first line of a pipe."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("password: ")
+        if first != getpass.getpass("again: "):
+            raise ValueError("the two passwords differ")
+    else:
+        first = sys.stdin.readline().rstrip("\r\n")
+    if len(first) < 10:
+        raise ValueError("a password needs at least 10 characters")
+    return first
+
+
+def cmd_user(args) -> int:
+    from edge.dashboard.auth import hash_password
+    from edge.store import Store, StoreError
+
+    store = Store(args.store or _config(args).store.dir)
+    try:
+        if args.action == "list":
+            for user in store.users():
+                print(f"{user['name']}\t{user['role']}\t{user['language']}"
+                      + ("\tdisabled" if user["disabled"] else ""))
+            return 0
+        if args.action == "add":
+            if not args.role:
+                raise StoreError("edge user add needs --role operator, engineer or admin")
+            store.add_user(args.name, args.role, hash_password(_new_password(args)),
+                           by="edge user add")
+            print(f"user {args.name!r} added as {args.role}")
+            return 0
+        if store.user(args.name) is None:
+            raise StoreError(f"no user {args.name!r}")
+        store.set_password_hash(args.name, hash_password(_new_password(args)))
+        store.audit("edge user passwd", "password-changed", detail={"name": args.name})
+        print(f"password of {args.name!r} changed")
+        return 0
+    except (StoreError, ValueError) as exc:
+        print(f"edge: {exc}", file=sys.stderr)
         return 2
 
 
@@ -521,7 +668,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the inspection pipeline")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.add_argument("--summary", type=Path, default=None, help="write a JSON summary here")
-    p.add_argument("--no-dashboard", action="store_true", help="run headless")
+    p.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard "
+                   "(the store still keeps every parcel)")
     p.add_argument("--fault", action="append", default=[], metavar="NAME[=VALUE]",
                    help="inject a fault (repeatable; as the faults: config section; "
                         "docs/pipeline.md lists them), e.g. --fault corrupt=0.4 "
@@ -532,6 +680,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record-max-mb", type=float, default=None, metavar="MB",
                    help="stop recording (not inspecting) at this size")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("dashboard", help="serve the operators' dashboard over an existing "
+                       "store (edge run serves it itself unless --no-dashboard)")
+    p.add_argument("--store", type=Path, default=None, help="store folder (default: store.dir)")
+    p.add_argument("--host", default=None, help="address to bind (default: dashboard.host, "
+                   "127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: dashboard.port, 8000)")
+    p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("user", help="dashboard users: add, passwd (password from stdin), list")
+    p.add_argument("action", choices=["add", "passwd", "list"])
+    p.add_argument("name", nargs="?", default="")
+    p.add_argument("--role", choices=["operator", "engineer", "admin"], default=None)
+    p.add_argument("--store", type=Path, default=None, help="store folder (default: store.dir)")
+    p.set_defaults(func=cmd_user)
 
     p = sub.add_parser("record", help="run the line and record its scanner stream (edge run "
                        "--record)")
@@ -595,8 +758,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["sim", "post", "model", "pipeline", "faults"])
-    p.add_argument("--parcels", type=int, default=20)
+    p.add_argument("what", choices=["sim", "post", "model", "pipeline", "faults", "store"])
+    p.add_argument("--parcels", type=int, default=None, help="sim, model: parcels (default "
+                   "20); store: records in the scratch store (default 100,000)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--model", type=Path, default=None, help="post: also time pre, session run "
                    "and post of this ONNX model on one parcel")
