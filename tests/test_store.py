@@ -1,6 +1,7 @@
 """The parcel store on a real SQLite file: migrations, the append-only audit log, operator
 decisions, search, retention, safe picture paths, and the writer thread."""
 
+import os
 import sqlite3
 import threading
 import time
@@ -10,6 +11,7 @@ import pytest
 
 from edge.store import Box, ParcelRow, Retention, SchemaError, Store, StoreError, StoreWriter, prune
 from edge.store.schema import MIGRATIONS
+from edge.store.writer import NICE
 from edge.types import Action, Detections, Parcel, Photo, Verdict
 
 CLASSES = ["gun", "knife", "explosive"]
@@ -272,3 +274,19 @@ def test_the_live_loop_is_not_blocked_by_a_slow_writer(store, monkeypatch):
     release.set()
     writer.close()
     assert handed_over < 1.0 and len(store.search()) == 40
+
+
+def test_the_writer_thread_yields_the_cores_to_the_live_loop(store):
+    writer = StoreWriter(store, store.begin_run("model", "v1"), CLASSES, [],
+                         log=lambda m: None).start()
+    try:
+        deadline = time.monotonic() + 5
+        ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        while time.monotonic() < deadline:
+            theirs = os.getpriority(os.PRIO_PROCESS, writer._thread.native_id)
+            if theirs != ours:
+                break
+            time.sleep(0.01)
+        assert theirs == min(ours + NICE, 19)
+    finally:
+        writer.close()

@@ -13,6 +13,7 @@ with the next batch, the rows kept in memory meanwhile, and the store reports it
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -25,6 +26,7 @@ from edge.store.images import write_images
 from edge.store.retention import Retention, prune
 from edge.types import Action, Parcel, Verdict
 
+NICE = 10   # the writer thread's nice value, above the live loop's 0
 HealthSource = Callable[[], dict[str, tuple[bool, dict]]]
 
 
@@ -131,6 +133,12 @@ class StoreWriter:
         return self.classes[class_id] if 0 <= class_id < len(self.classes) else str(class_id)
 
     def _run(self) -> None:
+        # Rendering and encoding pictures must never take a core from the detector: on Linux a
+        # thread has its own nice value, and this one yields to the live loop's.
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        except (AttributeError, OSError):
+            pass
         stopping = False
         while not stopping or self._unwritten:
             batch, stopping = self._collect(stopping)
