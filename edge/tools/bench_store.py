@@ -17,10 +17,11 @@ CLASSES = ("gun", "gun_part", "ammunition", "knife", "blade", "shuriken", "baton
 
 
 def fill(store: Store, parcels: int, alert_share: float = 0.1, seed: int = 0,
-         start: float = 1.79e9, per_hour: float = 2000.0) -> None:
-    """``parcels`` records over consecutive hours at ``per_hour``, ``alert_share`` of them
-    alerts with one to three boxes; a tenth of the alerts confirmed, half cleared."""
+         per_hour: float = 2000.0) -> None:
+    """``parcels`` records at ``per_hour`` up to now, ``alert_share`` of them alerts with one
+    to three boxes; a tenth of the alerts confirmed, half cleared."""
     rng = random.Random(seed)
+    start = time.time() - parcels * 3600.0 / per_hour
     run = store.begin_run("bench", "bench", at=start)
     batch: list[ParcelRow] = []
     for seq in range(1, parcels + 1):
@@ -75,24 +76,47 @@ def bench_store(parcels: int = 100_000, http: bool = True) -> dict:
 
 
 def _bench_http(store: Store) -> dict:
-    """The dashboard's pages and API over a real socket, as a logged-in operator."""
-    from fastapi.testclient import TestClient
+    """The dashboard's pages and API served by uvicorn on a local port, fetched over a real
+    socket as a logged-in operator."""
+    import http.cookiejar
+    import re
+    import socket
+    import threading
+    import urllib.parse
+    import urllib.request
+
+    import uvicorn
 
     from edge.dashboard.app import create_app
     from edge.dashboard.auth import hash_password
 
     store.add_user("bench", "operator", hash_password("bench-password"))
-    with TestClient(create_app(store)) as client:
-        answer = client.post("/login", data={"name": "bench", "password": "bench-password"},
-                             follow_redirects=False)
-        if answer.status_code >= 400:
-            raise RuntimeError(f"could not log in to time the dashboard: {answer.status_code}")
-        paths = ["/", "/api/alerts", "/history", "/history?tracking=VN12", "/stats"]
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(create_app(store), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the dashboard did not start")
+            time.sleep(0.02)
+        browser = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        form = browser.open(f"{base}/login").read().decode()
+        token = re.search(r'name="csrf" value="([^"]+)"', form)
+        login = urllib.parse.urlencode({"name": "bench", "password": "bench-password",
+                                        "csrf": token.group(1) if token else ""}).encode()
+        browser.open(f"{base}/login", data=login).read()
         figures = {}
-        for path in paths:
-            status = client.get(path).status_code
-            if status != 200:
-                raise RuntimeError(f"GET {path} answered {status}")
-            figures[f"GET {path}"] = timed(lambda p=path: client.get(p),
+        for path in ("/", "/api/alerts", "/history", "/history?tracking=VN12", "/stats"):
+            with browser.open(base + path) as answer:
+                if answer.status != 200 or answer.url.split("?")[0].endswith("/login"):
+                    raise RuntimeError(f"GET {path} did not serve the page ({answer.url})")
+            figures[f"GET {path}"] = timed(lambda p=path: browser.open(base + p).read(),
                                            repeats=10 if path == "/stats" else 30)
         return figures
+    finally:
+        server.should_exit = True
+        thread.join(10)
