@@ -150,6 +150,6 @@ def hourly_bars(rows: list[sqlite3.Row], now: float, clock: Clock, hours: int = 
     bars = []
     for i, hour in enumerate(starts):
         parcels, alerts = counts.get(hour, (0, 0))
-        bars.append(Bar(clock.local(hour).strftime("%H:%M"), parcels, alerts, i * 10,
+        bars.append(Bar(clock.local(hour).strftime("%H:%M"), parcels, alerts, i * 20,
                         100 * parcels / peak, 100 * alerts / peak))
     return bars
