@@ -441,7 +441,8 @@ def start_dashboard(config: EdgeConfig):
         raise StartError(f"the dashboard cannot listen on {cfg.host}:{cfg.port}: {exc} "
                          "(set dashboard.port, or run with --no-dashboard)") from None
     server = uvicorn.Server(uvicorn.Config(
-        create_app(store, secure_cookies=cfg.secure_cookies), log_level="warning"))
+        create_app(store, secure_cookies=cfg.secure_cookies, zone=cfg.zone),
+        log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="dashboard",
                               daemon=True)
     thread.start()
@@ -484,7 +485,7 @@ def cmd_dashboard(args) -> int:
               f"{first_admin(store)} (change it: edge user passwd admin)", flush=True)
     store.close()
     serve(root, host=args.host or config.dashboard.host, port=args.port or config.dashboard.port,
-          secure_cookies=config.dashboard.secure_cookies)
+          secure_cookies=config.dashboard.secure_cookies, zone=config.dashboard.zone)
     return 0
 
 

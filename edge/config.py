@@ -375,6 +375,20 @@ class DashboardConfig(Section):
     port: int = Field(8000, ge=1, le=65535)
     secure_cookies: bool = Field(False, description="Mark session cookies Secure (when "
                                  "served over HTTPS behind a proxy).")
+    zone: str | None = Field(None, description="The hub's IANA time zone for the times "
+                             "shown (for example Asia/Ho_Chi_Minh); unset, the machine's own.")
+
+    @field_validator("zone")
+    @classmethod
+    def _known_zone(cls, zone: str | None) -> str | None:
+        if zone is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {zone!r} (an IANA name such as "
+                                 "Asia/Ho_Chi_Minh)") from None
+        return zone
 
 
 # Faults injected into the simulated PLC (the rest are the host's own: labels, camera,

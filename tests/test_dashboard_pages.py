@@ -143,7 +143,7 @@ def test_the_parcel_page_shows_pictures_boxes_verdict_and_timeline(world):
                        (ids[0],))
     page = login(app, "olga").get(f"/parcels/{ids[0]}").text
     parcel = store.parcel(ids[0])
-    for part in ("image/xray.png", "image/grey.png", "image/material.png", "image/photo.jpg",
+    for part in ("image/xray.jpg", "image/grey.jpg", "image/material.png", "image/photo.jpg",
                  parcel["tracking"], "<rect", "acknowledged", "lane 2", "Command sent",
                  "Asia/Ho_Chi_Minh (UTC+07:00)"):
         assert part in page, part
@@ -160,7 +160,8 @@ def test_the_incident_report_needs_a_confirmed_threat_and_is_self_contained(worl
     response = client.get(f"/parcels/{ids[0]}/report")
     assert response.status_code == 200
     report = response.text
-    assert "data:image/png;base64," in report and "data:image/jpeg;base64," in report
+    # The X-ray, the grey rendering and the photo, each carried inside the file.
+    assert report.count("data:image/jpeg;base64,") == 3
     assert not re.search(r'(src|href)="(?!data:)', report)   # nothing to fetch
     assert "revolver, loaded" in report and store.parcel(ids[0])["tracking"] in report
     assert "Save as PDF" in report and "@media print" in report

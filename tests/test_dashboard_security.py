@@ -82,7 +82,7 @@ def app_routes(app) -> set[tuple[str, str]]:
 
 
 def url_of(path: str, ids: dict) -> str:
-    return path.format(parcel_id=ids["confirmed"], name="xray.png")
+    return path.format(parcel_id=ids["confirmed"], name="xray.jpg")
 
 
 def call(client: TestClient, method: str, url: str, csrf: str = ""):
@@ -269,8 +269,8 @@ def test_logout_ends_the_session_on_the_server(world):
 
 
 @pytest.mark.parametrize("name", [
-    "../../edge.db", "..%2F..%2Fedge.db", "%2e%2e/%2e%2e/edge.db", "edge.db", "xray.png/..",
-    "%2E%2E", "%00xray.png", "xray.png%00", "XRAY.PNG", "thumbnail.png", "/etc/passwd",
+    "../../edge.db", "..%2F..%2Fedge.db", "%2e%2e/%2e%2e/edge.db", "edge.db", "xray.jpg/..",
+    "%2E%2E", "%00xray.jpg", "xray.jpg%00", "XRAY.JPG", "thumbnail.png", "/etc/passwd",
     "..\\..\\edge.db"])
 def test_image_paths_outside_the_known_names_are_404(world, name):
     _, app, ids = world
@@ -284,8 +284,8 @@ def test_pictures_a_parcel_lacks_and_parcels_that_do_not_exist_are_404(world):
     _, app, ids = world
     client = login(app, "olga")
     assert client.get(f"/parcels/{ids['clean']}/image/photo.jpg").status_code == 404
-    assert client.get(f"/parcels/{ids['clean']}/image/xray.png").status_code == 200
-    assert client.get("/parcels/999/image/xray.png").status_code == 404
+    assert client.get(f"/parcels/{ids['clean']}/image/xray.jpg").status_code == 200
+    assert client.get("/parcels/999/image/xray.jpg").status_code == 404
     assert client.get("/parcels/999").status_code == 404
 
 

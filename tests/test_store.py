@@ -129,7 +129,7 @@ def test_stats_over_a_time_range(store):
 def write_pictures(store: Store, parcel_id: int, size: int) -> None:
     folder = f"day/{parcel_id}"
     (store.images / folder).mkdir(parents=True)
-    (store.images / folder / "xray.png").write_bytes(b"x" * size)
+    (store.images / folder / "xray.jpg").write_bytes(b"x" * size)
     with store.transaction() as conn:
         conn.execute("UPDATE parcels SET images = ?, image_bytes = ? WHERE id = ?",
                      (folder, size, parcel_id))
@@ -153,26 +153,26 @@ def test_retention_removes_old_records_and_then_the_oldest_pictures_but_keeps_ev
     # pictures whatever their age.
     assert (removed.parcels, removed.pictures, removed.bytes) == (1, 3, 3000)
     assert store.parcel(ids[1]) is None and not (store.images / f"day/{ids[1]}").exists()
-    assert store.image_path(ids[0], "xray.png") is not None
+    assert store.image_path(ids[0], "xray.jpg") is not None
     for gone in ids[2:4]:
         assert store.parcel(gone)["images"] is None
         assert not (store.images / f"day/{gone}").exists()
-    assert store.image_path(ids[4], "xray.png") is not None
+    assert store.image_path(ids[4], "xray.jpg") is not None
 
 
 def test_picture_paths_cannot_leave_the_image_folder(store, tmp_path):
     run = store.begin_run("model", "v1")
     [parcel_id] = store.add_parcels([row(run, 1)])
     write_pictures(store, parcel_id, 10)
-    assert store.image_path(parcel_id, "xray.png") is not None
-    for name in ("../edge.db", "/etc/passwd", "xray.png/../../edge.db", "photo.jpg", ""):
+    assert store.image_path(parcel_id, "xray.jpg") is not None
+    for name in ("../edge.db", "/etc/passwd", "xray.jpg/../../edge.db", "photo.jpg", ""):
         assert store.image_path(parcel_id, name) is None
     secret = tmp_path / "secret"
     secret.mkdir()
-    (secret / "xray.png").write_bytes(b"s")
+    (secret / "xray.jpg").write_bytes(b"s")
     with store.transaction() as conn:   # a tampered row may not lead out of the folder either
         conn.execute("UPDATE parcels SET images = ? WHERE id = ?", ("../../secret", parcel_id))
-    assert store.image_path(parcel_id, "xray.png") is None
+    assert store.image_path(parcel_id, "xray.jpg") is None
 
 
 def parcel(seq: int, width: int = 160, photo: bool = True) -> Parcel:
@@ -213,10 +213,10 @@ def test_the_writer_stores_records_pictures_and_command_outcomes(store):
     assert [(b.cls, b.score) for b in store.boxes(first["id"])] == [("gun", 0.91),
                                                                     ("explosive", 0.5)]
     assert (second["review"], second["lane"], second["outcome"]) == ("none", 0, "expired")
-    for name in ("xray.png", "grey.png", "material.png", "photo.jpg"):
+    for name in ("xray.jpg", "grey.jpg", "material.png", "photo.jpg"):
         assert store.image_path(first["id"], name) is not None, name
     assert store.image_path(second["id"], "photo.jpg") is None
-    assert store.image_path(second["id"], "xray.png") is not None
+    assert store.image_path(second["id"], "xray.jpg") is not None
     health = {h["component"]: h["ok"] for h in store.health()}
     assert health == {"plc": 1, "store": 1}
     assert store.conn.execute("SELECT ended_at FROM runs").fetchone()[0] is not None

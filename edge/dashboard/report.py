@@ -54,7 +54,7 @@ def incident_report(request: Request,
 def embedded_images(store: Store, parcel_id: int) -> dict[str, str]:
     """name -> data URI of each of the parcel's pictures on disk."""
     images = {}
-    for name in ("xray.png", "grey.png", "photo.jpg"):
+    for name in ("xray.jpg", "grey.jpg", "photo.jpg"):
         path = store.image_path(parcel_id, name)
         if path is not None:
             encoded = base64.b64encode(path.read_bytes()).decode("ascii")
