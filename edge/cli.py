@@ -560,7 +560,15 @@ def cmd_replay(args) -> int:
     from edge.detect.model import ModelError
     from edge.pipeline import summary_line
     from edge.sources.recording import RecordingError, RecordingTruncated
-    from edge.tools.replay import ReplayHub, ReplayRun, open_recording, recorded_config
+    from edge.tools.labelsets import LabelsetError
+    from edge.tools.replay import (
+        ReplayHub,
+        ReplayRun,
+        labelling_template,
+        open_recording,
+        recorded_config,
+        truths_from_labels,
+    )
 
     def say(text: str) -> None:
         print(f"edge: {text}", file=sys.stderr)
@@ -573,7 +581,16 @@ def cmd_replay(args) -> int:
     if args.report is not None:
         args.report.mkdir(parents=True, exist_ok=True)
     if not (args.recording / "manifest.json").is_file() and args.recording.exists():
+        if args.labels or args.export_parcels:
+            say("--labels and --export-parcels are for recordings; a labelled set of images "
+                "replays with its own labels")
+            return 2
         return _replay_images(args, models, say)
+    try:
+        truths = truths_from_labels(args.labels) if args.labels else None
+    except LabelsetError as exc:
+        say(f"--labels: {exc}")
+        return 2
     runs = []
     for k, model in enumerate(models):
         thumbnails = args.report / "parcels" / f"model{k + 1}" if args.report else None
@@ -584,7 +601,8 @@ def cmd_replay(args) -> int:
                 len(models) > 1 else None
             hub = ReplayHub(recording, config, speed=args.speed, thumbnails=thumbnails,
                             show=None if bar is not None else _print_replayed,
-                            on_chunk=bar.update if bar is not None else None)
+                            on_chunk=bar.update if bar is not None else None, truths=truths,
+                            export=args.export_parcels if k == 0 else None)
         except (RecordingError, ModelError, ValueError, OSError) as exc:
             say(f"cannot replay {args.recording}: {exc}")
             return 2
@@ -597,6 +615,10 @@ def cmd_replay(args) -> int:
         print(summary_line(summary) + f"; {summary['recorded_s']} s of belt in "
               f"{summary['duration_s']} s ({summary['speedup']}x)")
         runs.append(ReplayRun.of(hub, summary, thumbnails))
+        if args.export_parcels and k == 0:
+            template = labelling_template(args.export_parcels, list(hub.detector.classes))
+            print(f"wrote the parcels' pictures and {template} (label them, then replay "
+                  f"with --labels)")
     if args.summary:
         args.summary.write_text(json.dumps(runs[0].summary if len(runs) == 1 else
                                            [r.summary for r in runs], indent=1) + "\n")
@@ -720,6 +742,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "reads)")
     p.add_argument("--summary", type=Path, default=None, help="write a JSON summary here")
     p.add_argument("--quiet", action="store_true", help="no line per parcel")
+    p.add_argument("--export-parcels", type=Path, default=None, metavar="DIR",
+                   help="write every parcel's rendering into DIR, named by the belt range it "
+                        "was cut at, with DIR/labels-template.json (COCO) to label them")
+    p.add_argument("--labels", type=Path, default=None, metavar="FILE",
+                   help="ground truth for the recording's parcels: a labelled set (COCO, VOC, "
+                        "YOLO) of the pictures --export-parcels wrote; it replaces the truth "
+                        "the recording carries")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("sim", help="write simulated parcels with COCO annotations")

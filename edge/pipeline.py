@@ -110,20 +110,20 @@ class Hub:
         self._stop = threading.Event()
         self._capturing = threading.Event()   # the scanner is expected to deliver lines
         self._emit_lock = threading.Lock()
-        self.records: StoreWriter | None = None   # the parcel store's writer, once kept
+        self.store_writer: StoreWriter | None = None   # the parcel store's writer, once kept
 
     def keep_records(self, store: Store) -> StoreWriter:
         """Write every settled parcel, its pictures and its command's fate into ``store``
         (on a thread of its own, started and stopped with the run)."""
         cfg = self.config.store
-        self.records = StoreWriter(
+        self.store_writer = StoreWriter(
             store, store.begin_run(self.detector.name, self.detector.version,
                                    self.policy.source, dump_config(self.config)),
             self.detector.classes, cfg.weapon_classes, pictures=cfg.pictures,
             boundaries=ratio_boundaries(self.config.scanner.low_kev,
                                         self.config.scanner.high_kev), health=self.health,
             retention=Retention(cfg.keep_days, int(cfg.max_picture_gb * 1e9)), log=self.log)
-        return self.records
+        return self.store_writer
 
     @classmethod
     def from_config(cls, config: EdgeConfig, record: Path | None = None,
@@ -308,8 +308,8 @@ class Hub:
             won = self.ledger.settle(entry.seq, verdict, time.monotonic())
             if won is None:
                 return
-            if self.records is not None:
-                self.records.settled(entry.parcel, verdict, won.settled_at)
+            if self.store_writer is not None:
+                self.store_writer.settled(entry.parcel, verdict, won.settled_at)
             self._command(entry, verdict)
             with self._emit_lock:
                 self.show(entry.parcel, verdict)
@@ -331,8 +331,8 @@ class Hub:
             verdict.reason = "; ".join(filter(None, [verdict.reason, "diverted all the same: "
                                                      "the line fails closed"]))
         self.ledger.commanded(entry, lane)
-        if self.records is not None:
-            self.records.commanded(entry.seq, lane, verdict.reason)
+        if self.store_writer is not None:
+            self.store_writer.commanded(entry.seq, lane, verdict.reason)
         arrives = entry.deadline + self.config.plc.margin_s
         command = self.link.send(entry.seq - self._key_base, entry.divert_encoder, lane,
                                  entry.parcel_id, expires_at=arrives)
@@ -340,13 +340,13 @@ class Hub:
 
     def _command_sent(self, command: Command, t: float) -> None:
         self.ledger.mark_sent(command.key + self._key_base, t)
-        if self.records is not None:
-            self.records.sent(command.key + self._key_base, t)
+        if self.store_writer is not None:
+            self.store_writer.sent(command.key + self._key_base, t)
 
     def _command_done(self, command: Command, outcome: str) -> None:
         self.ledger.command_done(command.key + self._key_base, outcome)
-        if self.records is not None:
-            self.records.done(command.key + self._key_base, str(outcome))
+        if self.store_writer is not None:
+            self.store_writer.done(command.key + self._key_base, str(outcome))
 
     def health(self) -> dict[str, tuple[bool, dict]]:
         """component -> (healthy, details) for the dashboard: scanner, detector, PLC link."""
@@ -396,8 +396,8 @@ class Hub:
                                                                        self._watch_once),
                                         daemon=True, name="deadlines"))
         self.open_output()
-        if self.records is not None:
-            self.records.start()
+        if self.store_writer is not None:
+            self.store_writer.start()
         for t in threads:
             t.start()
         started, seq = time.monotonic(), 0
@@ -429,8 +429,8 @@ class Hub:
             self.recorder.close()
             if self.recorder.stopped:
                 self.log(f"recording stopped early: {self.recorder.stopped}")
-        if self.records is not None:
-            self.records.close()
+        if self.store_writer is not None:
+            self.store_writer.close()
         return self.summary(time.monotonic() - started)
 
     def _drain(self) -> None:

@@ -5,13 +5,23 @@ met with a clear word and the rest replayed."""
 import json
 import shutil
 import warnings
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.config import EdgeConfig
+from edge.config import PROHIBITED, EdgeConfig
 from edge.sources.recording import Recorder, Recording, RecordingError, RecordingTruncated
-from edge.tools.replay import ReplayHub, recorded_config
+from edge.tools.labelsets import LabelsetError
+from edge.tools.replay import (
+    PARCEL_STEM,
+    ReplayHub,
+    labelling_template,
+    recorded_config,
+    truths_from_labels,
+)
 from simulator.harness import SimulatedHub
 
 pytestmark = pytest.mark.slow
@@ -192,3 +202,47 @@ def test_labelled_images_replay_as_parcels(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["replay", str(tmp_path / "empty")]) == 2
     assert "not a recording (no manifest.json) nor a labelled set" in capsys.readouterr().err
+
+
+def test_labels_drawn_on_exported_parcels_score_a_recording_without_truth(recorded, tmp_path):
+    folder, _, _ = recorded
+    bare = tmp_path / "bare"
+    shutil.copytree(folder, bare)
+    (bare / "truth.jsonl").unlink()
+    exported = tmp_path / "parcels"
+    scored, _ = replay(folder, export=exported)
+    template = json.loads(labelling_template(exported, list(PROHIBITED)).read_text())
+    assert len(template["images"]) == scored["parcels"] and template["annotations"] == []
+    # Label the pictures as a person would, here from the simulator's own truth.
+    truth = {t.encoder: t for t in Recording(folder).truths()}
+    category = {c["name"]: c["id"] for c in template["categories"]}
+    labelled = dict(template, annotations=[])
+    for image in template["images"]:
+        start, end = PARCEL_STEM.search(Path(image["file_name"]).stem).groups()
+        record = truth[(int(start), int(end))]
+        for label, (x1, y1, x2, y2) in zip(record.labels, record.boxes.tolist(), strict=True):
+            labelled["annotations"].append({
+                "id": len(labelled["annotations"]) + 1, "image_id": image["id"],
+                "category_id": category[label], "bbox": [x1, y1, x2 - x1, y2 - y1]})
+    (exported / "labels.json").write_text(json.dumps(labelled))
+
+    unscored, _ = replay(bare)
+    assert "threat_parcels" not in unscored
+    relabelled, _ = replay(bare, truths=truths_from_labels(exported / "labels.json"))
+    assert scored["threat_parcels"] > 0
+    for key in ("threat_parcels", "missed_threats", "false_diverts"):
+        assert relabelled[key] == scored[key], key
+    # The same from the command line.
+    assert main(["replay", str(bare), "--quiet", "--labels", str(exported / "labels.json"),
+                 "--summary", str(tmp_path / "summary.json")]) == 0
+    from_cli = json.loads((tmp_path / "summary.json").read_text())
+    assert from_cli["threat_parcels"] == scored["threat_parcels"]
+
+
+def test_labels_on_pictures_not_named_by_replay_are_refused(tmp_path):
+    cv2.imwrite(str(tmp_path / "bag.png"), np.full((8, 8, 3), 255, np.uint8))
+    (tmp_path / "labels.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "bag.png", "width": 8, "height": 8}],
+        "annotations": [], "categories": [{"id": 1, "name": "gun"}]}))
+    with pytest.raises(LabelsetError, match="does not say which parcel"):
+        truths_from_labels(tmp_path / "labels.json")

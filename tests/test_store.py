@@ -290,3 +290,15 @@ def test_the_writer_thread_yields_the_cores_to_the_live_loop(store):
         assert theirs == min(ours + NICE, 19)
     finally:
         writer.close()
+
+
+def test_a_new_password_ends_the_users_sessions(store):
+    store.add_user("ann", "operator", "hash-1")
+    store.add_user("bob", "operator", "hash-2")
+    with store.transaction() as conn:
+        for user in ("ann", "bob"):
+            conn.execute("INSERT INTO sessions (token_hash, user, csrf, created_at, expires_at) "
+                         "VALUES (?, ?, 'c', 0, 1e12)", (f"t-{user}", user))
+    store.set_password_hash("ann", "hash-3")
+    left = [r[0] for r in store.conn.execute("SELECT user FROM sessions")]
+    assert left == ["bob"] and store.user("ann")["password_hash"] == "hash-3"

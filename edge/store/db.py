@@ -241,9 +241,11 @@ class Store:
                                  "ORDER BY name").fetchall()
 
     def set_password_hash(self, name: str, password_hash: str) -> None:
+        """A new password ends the user's sessions: whoever knew the old one is logged out."""
         with self.transaction() as conn:
             conn.execute("UPDATE users SET password_hash = ? WHERE name = ?",
                          (password_hash, name))
+            conn.execute("DELETE FROM sessions WHERE user = ?", (name,))
 
     def set_language(self, name: str, language: str) -> None:
         with self.transaction() as conn:

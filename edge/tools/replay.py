@@ -16,6 +16,7 @@ saw live: the detections at the detector's own threshold.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,12 +40,17 @@ from edge.sources.recording import (
     Recording,
     RecordingSource,
     RecordingTruncated,
+    TruthRecord,
 )
 from edge.tools.calibrate import FLOOR, ScoredSet
-from edge.tools.labelsets import LabelledImage
+from edge.tools.labelsets import LabelledImage, LabelsetError, read_labelset
 from edge.types import Action, Detections, Parcel, Verdict
 
 THUMBNAIL_SCALE = 0.5   # parcel renderings kept for the report's galleries
+# An exported parcel's file name carries the encoder range it was cut at: a replay of the same
+# recording cuts the same parcels, so labels drawn on the picture find their parcel again.
+PARCEL_FILE = "parcel-{seq:06d}_enc{start}-{end}.png"
+PARCEL_STEM = re.compile(r"_enc(-?\d+)-(-?\d+)$")
 
 
 @dataclass
@@ -70,13 +76,15 @@ class ScoringDetector:
     Kept scores and classes do not depend on the floor: greedy NMS suppresses a box only by
     a higher-scoring one, and box voting moves boxes, never scores."""
 
-    def __init__(self, model: ModelDetector, thumbnails: Path | None = None):
-        self.model, self.thumbnails = model, thumbnails
+    def __init__(self, model: ModelDetector, thumbnails: Path | None = None,
+                 export: Path | None = None):
+        self.model, self.thumbnails, self.export = model, thumbnails, export
         self.name, self.version, self.classes = model.name, model.version, model.classes
         self.live_floor = np.asarray(model.thresholds, np.float32)
         self.found: dict[int, Detections] = {}
-        if thumbnails is not None:
-            thumbnails.mkdir(parents=True, exist_ok=True)
+        for folder in (thumbnails, export):
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, parcel: Parcel) -> Detections:
         image = self.model.render(parcel)
@@ -85,7 +93,42 @@ class ScoringDetector:
         self.found[parcel.seq] = found
         if self.thumbnails is not None:
             save_thumbnail(image, self.thumbnails / f"{parcel.seq}.jpg")
+        if self.export is not None:
+            start, end = parcel.encoder_range
+            cv2.imwrite(str(self.export / PARCEL_FILE.format(seq=parcel.seq, start=start,
+                                                             end=end)), image)
         return at_floor(found, self.live_floor)
+
+
+def labelling_template(folder: Path, classes: list[str]) -> Path:
+    """``folder/labels-template.json``: a COCO file naming every exported parcel picture in
+    ``folder`` and the model's classes, with no boxes yet, for a labelling tool to open."""
+    images = []
+    for k, path in enumerate(sorted(folder.glob("parcel-*.png")), start=1):
+        height, width = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[:2]
+        images.append({"id": k, "file_name": path.name, "width": width, "height": height})
+    template = {"images": images, "annotations": [],
+                "categories": [{"id": k, "name": c} for k, c in enumerate(classes, start=1)]}
+    out = folder / "labels-template.json"
+    out.write_text(json.dumps(template, indent=1) + "\n")
+    return out
+
+
+def truths_from_labels(path: Path | str) -> list[TruthRecord]:
+    """The ground truth of a recording's parcels from a labelled set (COCO, VOC or YOLO) of
+    the pictures ``edge replay --export-parcels`` wrote: each picture's name gives the encoder
+    range of its parcel, its boxes are in the parcel's pixels. A picture with no box is a
+    parcel known to be clear; a parcel with no picture in the set stays unknown."""
+    truths = []
+    for item in read_labelset(path):
+        match = PARCEL_STEM.search(item.path.stem)
+        if match is None:
+            raise LabelsetError(f"{item.path}: not a parcel picture of edge replay "
+                                f"--export-parcels (named like "
+                                f"{PARCEL_FILE.format(seq=1, start=0, end=4000)}): its name "
+                                "does not say which parcel it shows")
+        truths.append(TruthRecord((int(match[1]), int(match[2])), item.labels, item.boxes))
+    return truths
 
 
 def save_thumbnail(image: np.ndarray, path: Path) -> None:
@@ -124,13 +167,16 @@ class ReplayHub(Hub):
                  speed: float | None = None, detector: Detector | None = None,
                  log: Callable[[str], None] = print,
                  show: Callable[[Parcel, Verdict], None] | None = None,
-                 thumbnails: Path | None = None, on_chunk: Callable[[], None] | None = None):
+                 thumbnails: Path | None = None, on_chunk: Callable[[], None] | None = None,
+                 truths: list[TruthRecord] | None = None, export: Path | None = None):
         config = config or recorded_config(recording)
-        self.truths = {t.encoder: t for t in recording.truths()}
+        # Labels given for the recording's parcels take the place of the truth it carries.
+        self.truths = {t.encoder: t for t in (recording.truths() if truths is None
+                                              else truths)}
         self.threat_seqs: set[int] = set()
         self.diverted_seqs: set[int] = set()
         self.records: list[ParcelRecord] = []
-        detector = detector or ScoringDetector(ModelDetector(config), thumbnails)
+        detector = detector or ScoringDetector(ModelDetector(config), thumbnails, export)
         user_show = show
 
         def scored(parcel: Parcel, verdict: Verdict) -> None:
