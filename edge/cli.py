@@ -581,9 +581,9 @@ def cmd_replay(args) -> int:
     if args.report is not None:
         args.report.mkdir(parents=True, exist_ok=True)
     if not (args.recording / "manifest.json").is_file() and args.recording.exists():
-        if args.labels or args.export_parcels:
-            say("--labels and --export-parcels are for recordings; a labelled set of images "
-                "replays with its own labels")
+        if args.labels or args.export_parcels or args.plc:
+            say("--labels, --export-parcels and --plc are for recordings; a labelled set of "
+                "images replays as parcels with its own labels")
             return 2
         return _replay_images(args, models, say)
     try:
@@ -602,7 +602,7 @@ def cmd_replay(args) -> int:
             hub = ReplayHub(recording, config, speed=args.speed, thumbnails=thumbnails,
                             show=None if bar is not None else _print_replayed,
                             on_chunk=bar.update if bar is not None else None, truths=truths,
-                            export=args.export_parcels if k == 0 else None)
+                            export=args.export_parcels if k == 0 else None, plc=args.plc)
         except (RecordingError, ModelError, ValueError, OSError) as exc:
             say(f"cannot replay {args.recording}: {exc}")
             return 2
@@ -745,6 +745,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-parcels", type=Path, default=None, metavar="DIR",
                    help="write every parcel's rendering into DIR, named by the belt range it "
                         "was cut at, with DIR/labels-template.json (COCO) to label them")
+    p.add_argument("--plc", action="store_true", help="command a simulated belt PLC over a "
+                   "pseudo-terminal as the live run did its real one, and count what its "
+                   "diverter does (needs --speed realtime)")
     p.add_argument("--labels", type=Path, default=None, metavar="FILE",
                    help="ground truth for the recording's parcels: a labelled set (COCO, VOC, "
                         "YOLO) of the pictures --export-parcels wrote; it replaces the truth "

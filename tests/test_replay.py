@@ -246,3 +246,16 @@ def test_labels_on_pictures_not_named_by_replay_are_refused(tmp_path):
         "annotations": [], "categories": [{"id": 1, "name": "gun"}]}))
     with pytest.raises(LabelsetError, match="does not say which parcel"):
         truths_from_labels(tmp_path / "labels.json")
+
+
+def test_a_replay_at_real_time_drives_a_simulated_plc_as_the_live_run_did(recorded):
+    folder, live, live_summary = recorded
+    summary, verdicts = replay(folder, speed=1.0, plc=True)
+    assert verdicts == live
+    # The simulated diverter saw every parcel and did with it what it did live.
+    assert summary["diverter_seen"] == summary["parcels"] == live_summary["parcels"]
+    assert summary["lost_commands"] == 0 and summary["plc"]["link"]["acked"] > 0
+    for key in ("diverted", "threat_parcels", "missed_threats", "false_diverts"):
+        assert summary[key] == live_summary[key], key
+    with pytest.raises(ValueError, match="real time"):
+        ReplayHub(Recording(folder), speed=None, plc=True, log=lambda _: None)

@@ -294,6 +294,8 @@ class RecordingSource:
         self._started: tuple[float, float] | None = None   # (our time, recorded time)
         self._first: float | None = None   # recorded time of the first line played
         self.played_s = 0.0                # recorded belt time played so far
+        # (our time, encoder count) of the last line played, and the belt's counts per second
+        self._belt: tuple[float, int, float] | None = None
 
     def read(self) -> LineBlock:
         while not self._blocks:
@@ -318,6 +320,10 @@ class RecordingSource:
             if delay > 0:
                 time.sleep(delay)
         self._offset = time.monotonic() - last
+        span = float(block.t[-1] - block.t[0])
+        rate = (float(block.encoder[-1] - block.encoder[0]) / span if span > 0 else
+                self._belt[2] if self._belt is not None else 0.0)
+        self._belt = (time.monotonic(), int(block.encoder[-1]), rate * (self.speed or 1.0))
         due = [e for e in self._pending if e.t <= last]
         self._pending = [e for e in self._pending if e.t > last]
         self._events += [BeltEvent(e.t + self._offset, e.encoder) for e in due]
@@ -326,6 +332,15 @@ class RecordingSource:
     def poll_events(self) -> list[BeltEvent]:
         events, self._events = self._events, []
         return events
+
+    def encoder_now(self) -> int:
+        """The played belt's encoder count at this instant: the last line played, moved on
+        at the belt's last speed (after the recording ends the belt runs on, as a real one
+        carries its last parcels to the diverter)."""
+        if self._belt is None:
+            return 0
+        since, count, rate = self._belt
+        return count + int((time.monotonic() - since) * rate)
 
     def close(self) -> None:
         self._chunks.close()

@@ -1,10 +1,13 @@
 """Replay a recording through the live loop: the same ``Hub``, the recording as its scanner.
 
 ``ReplayHub`` plays a recording (``edge.sources.recording``) into the live loop's code, with
-the recorded photos as its camera and no PLC: every parcel is cut, corrected, detected and
-decided as it was live. Where the recording carries ground truth (a simulated line's), each
-parcel gets its truth back by the encoder range it was cut at, and the summary scores the
-verdicts: threat parcels, missed threats (a threat parcel not diverted), false diverts.
+the recorded photos as its camera: every parcel is cut, corrected, detected and decided as it
+was live. By default there is no PLC; at real time the replay can command a simulated belt
+PLC over a pseudo-terminal (``plc=True``), which then diverts or passes each parcel as the
+photo-eye events bring it to the diverter. Where the recording carries ground truth (a
+simulated line's, or labels given for it), each parcel gets its truth back by the encoder
+range it was cut at, and the summary scores the verdicts (or, with the PLC, what its diverter
+did): threat parcels, missed threats (a threat parcel not diverted), false diverts.
 
 With the ONNX model, ``ScoringDetector`` keeps every parcel's detections down to a low floor
 (``FLOOR``) beside the verdict, so a replay can also be scored as a labelled set (AP per
@@ -34,7 +37,7 @@ from edge.detect.parcel import ModelDetector
 from edge.detect.pre import as_bgr8
 from edge.imaging.segment import Segment
 from edge.interfaces import Detector
-from edge.pipeline import Hub
+from edge.pipeline import Hub, new_link
 from edge.sources.recording import (
     RecordedCamera,
     Recording,
@@ -44,7 +47,7 @@ from edge.sources.recording import (
 )
 from edge.tools.calibrate import FLOOR, ScoredSet
 from edge.tools.labelsets import LabelledImage, LabelsetError, read_labelset
-from edge.types import Action, Detections, Parcel, Verdict
+from edge.types import Action, BeltEvent, Detections, Parcel, Verdict
 
 THUMBNAIL_SCALE = 0.5   # parcel renderings kept for the report's galleries
 # An exported parcel's file name carries the encoder range it was cut at: a replay of the same
@@ -147,7 +150,8 @@ def at_floor(found: Detections, floor: np.ndarray | float) -> Detections:
 
 
 def recorded_config(recording: Recording, model: Path | None = None) -> EdgeConfig:
-    """The config in force when ``recording`` was made, for a replay: no PLC, and ``model``
+    """The config in force when ``recording`` was made, for a replay: no PLC (``ReplayHub``
+    adds a simulated one when asked), no faults, and ``model``
     in place of the recorded detector when given."""
     raw = yaml.safe_load((recording.folder / "config.yaml").read_text()) or {}
     raw["plc"] = {**raw.get("plc", {}), "type": "none"}
@@ -168,8 +172,26 @@ class ReplayHub(Hub):
                  log: Callable[[str], None] = print,
                  show: Callable[[Parcel, Verdict], None] | None = None,
                  thumbnails: Path | None = None, on_chunk: Callable[[], None] | None = None,
-                 truths: list[TruthRecord] | None = None, export: Path | None = None):
+                 truths: list[TruthRecord] | None = None, export: Path | None = None,
+                 plc: bool = False):
         config = config or recorded_config(recording)
+        source = RecordingSource(recording, speed, on_chunk)
+        self.plc, link = None, None
+        if plc:
+            # Deadlines come from the recorded belt speed: only a belt played at that speed
+            # brings parcels to the diverter when the live run's commands would be there.
+            if speed != 1.0:
+                raise ValueError("a simulated PLC needs the belt played at real time "
+                                 "(--speed realtime): faster, parcels would reach the "
+                                 "diverter before the live run's commands could")
+            from simulator.plc import SimPlc
+            config = config.model_copy(update={"plc": config.plc.model_copy(
+                update={"type": "sim"})})
+            self.plc = SimPlc(source.encoder_now,
+                              counts_per_mm=config.scanner.encoder_counts_per_mm,
+                              heartbeat_s=config.plc.heartbeat_s).start()
+            link = new_link(config, self.plc.path)
+        self.belt_edges: dict[str, int] = {}   # photo-eye event -> its edge at the diverter
         # Labels given for the recording's parcels take the place of the truth it carries.
         self.truths = {t.encoder: t for t in (recording.truths() if truths is None
                                               else truths)}
@@ -185,9 +207,8 @@ class ReplayHub(Hub):
             self._keep(parcel, verdict)
             if user_show is not None:
                 user_show(parcel, verdict)
-        super().__init__(config, RecordingSource(recording, speed, on_chunk), recording.flat(),
-                         detector,
-                         camera=RecordedCamera(recording), log=log, show=scored,
+        super().__init__(config, source, recording.flat(), detector,
+                         camera=RecordedCamera(recording), link=link, log=log, show=scored,
                          wait_for_detector=speed is None)
 
     def _keep(self, parcel: Parcel, verdict: Verdict) -> None:
@@ -215,17 +236,62 @@ class ReplayHub(Hub):
         if truth.labels:
             self.threat_seqs.add(parcel.seq)
 
+    def belt_event(self, event: BeltEvent) -> None:
+        """With a simulated PLC: the photo-eye tells it where the parcel's edge will be."""
+        if self.plc is None:
+            return
+        travel = self.config.scanner.camera_offset_mm + self.config.plc.diverter_distance_mm
+        name = f"edge@{event.encoder}"
+        self.belt_edges[name] = int(event.encoder + travel * self.counts_per_mm)
+        self.plc.expect(name, self.belt_edges[name])
+
+    def belt_clear(self) -> bool:
+        if self.plc is None:
+            return True
+        outcomes = self.plc.outcomes()
+        return all(name in outcomes for name in self.belt_edges)
+
+    def run(self, duration_s: float | None = None) -> dict:
+        try:
+            return super().run(duration_s)
+        finally:
+            if self.plc is not None:
+                self.plc.stop()
+
+    def _diverter_outcomes(self) -> dict[int, str]:
+        """Parcel seq -> what the simulated diverter did with it ("diverted" or "passed").
+        A parcel is the photo-eye event whose edge at the diverter is where its command put
+        it (both are its leading edge there, give or take the segmentation's margin)."""
+        outcomes = self.plc.outcomes()
+        tolerance = int(self.config.segment.margin_mm * 2 * self.counts_per_mm)
+        found = {}
+        for entry in self.ledger.snapshot():
+            name = min(self.belt_edges, default=None,
+                       key=lambda n: abs(self.belt_edges[n] - entry.divert_encoder))
+            if name is not None and name in outcomes and \
+                    abs(self.belt_edges[name] - entry.divert_encoder) <= tolerance:
+                found[entry.seq] = outcomes[name]
+        return found
+
     def summary(self, elapsed_s: float) -> dict:
-        """The hub's summary; with ground truth, the verdicts scored against it."""
+        """The hub's summary; with ground truth, the verdicts scored against it (what the
+        simulated diverter did, with a PLC; what the verdicts divert, without)."""
         out = super().summary(elapsed_s)
-        out["diverted"] = len(self.diverted_seqs)   # no PLC: what the verdicts divert
+        diverted = self.diverted_seqs
+        if self.plc is not None:
+            outcomes = self._diverter_outcomes()
+            diverted = {seq for seq, what in outcomes.items() if what == "diverted"}
+            out["plc"]["sim_plc"] = {k: (len(v) if isinstance(v, list) else v)
+                                     for k, v in vars(self.plc.stats).items()}
+            out["diverter_seen"] = len(outcomes)
+        out["diverted"] = len(diverted)
         source = self.scanner
         out["recorded_s"] = round(source.played_s, 2)   # belt time played
         out["speedup"] = round(source.played_s / max(elapsed_s, 1e-9), 2)
         if self.truths:
             out.update({"threat_parcels": len(self.threat_seqs),
-                        "missed_threats": len(self.threat_seqs - self.diverted_seqs),
-                        "false_diverts": len(self.diverted_seqs - self.threat_seqs)})
+                        "missed_threats": len(self.threat_seqs - diverted),
+                        "false_diverts": len(diverted - self.threat_seqs)})
         return out
 
 
