@@ -154,6 +154,9 @@ class TcpScannerConfig(ScannerGeometry):
     port: int = Field(5020, ge=1, le=65535, description="Its TCP port.")
     connect_timeout_s: float = Field(5.0, gt=0, le=600, description="Give up connecting "
                                      "(and raise) after this long, s.")
+    read_wait_s: float = Field(0.5, gt=0, le=60, description="A read waits this long for "
+                               "lines before the live loop looks up (to stop a timed run); "
+                               "the stall alarm (pipeline.stall_s) judges the silence, s.")
 
 
 ScannerConfig = Annotated[

@@ -21,6 +21,11 @@ class EndOfStream(Exception):
     """A finite line source (a recording, a sender that said goodbye) has no more lines."""
 
 
+class NoLinesYet(Exception):
+    """``read`` waited its limit and no line came (a belt at rest, a sender that paused). Not
+    a fault of itself: the live loop reads again, and its stall watcher judges the silence."""
+
+
 class ScannerError(RuntimeError):
     """The line source failed (connection lost, a corrupt frame); the message says how. The
     live loop counts it as a fault, so the line fails closed, and reads on."""
@@ -31,7 +36,8 @@ class Scanner(Protocol):
 
     def read(self) -> LineBlock:
         """The next block of lines, waiting for it; raises ``EndOfStream`` when a finite
-        source is done and ``ScannerError`` when the source fails."""
+        source is done, ``ScannerError`` when the source fails, and may raise
+        ``NoLinesYet`` after a bounded wait, so that the caller can stop a run."""
         ...
 
     def poll_events(self) -> list[BeltEvent]:

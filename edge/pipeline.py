@@ -40,7 +40,7 @@ from edge.faults import Faults, InjectedCrash
 from edge.imaging.attenuation import ratio_boundaries
 from edge.imaging.correct import FlatField, correct
 from edge.imaging.segment import Segment, Segmenter
-from edge.interfaces import Camera, Detector, DivertLink, EndOfStream, Scanner
+from edge.interfaces import Camera, Detector, DivertLink, EndOfStream, NoLinesYet, Scanner
 from edge.ledger import Entry, Ledger, percentiles_ms, uninspected
 from edge.plc.frames import RELEASE, Command
 from edge.plc.link import PlcLink
@@ -409,6 +409,8 @@ class Hub:
                     seq = self._capture_once(seq)
                 except EndOfStream:
                     break
+                except NoLinesYet:
+                    continue   # the deadline watcher's stall alarm judges the silence
                 except Exception as exc:  # noqa: BLE001 - capture runs on; its parcels fail closed
                     self.failsafe.fault("capture-error", f"{type(exc).__name__}: {exc}")
                     time.sleep(0.01)

@@ -67,3 +67,20 @@ def test_the_live_loop_inspects_a_tcp_line_stream(tmp_path):
     assert got[:len(recorded)] == [(r["seq"], r["lines"], r["action"]) for r in recorded]
     # No camera: parcels are named by sequence.
     assert all(p.id.startswith("UNREAD") for p, _ in verdicts)
+
+
+def test_a_timed_run_ends_on_time_while_the_scanner_is_silent(tmp_path):
+    sender = LineSender()
+    config = EdgeConfig(scanner={"type": "tcp", "port": sender.port, "read_wait_s": 0.2},
+                        camera={"type": "none"}, plc={"type": "none"},
+                        calibration_dir=tmp_path)
+    capture_flatfield(SimScanner(EdgeConfig().scanner)).save(flatfield_path(config))
+    hub = Hub.from_config(config, log=lambda _: None, show=lambda parcel, verdict: None)
+    started = time.monotonic()
+    try:
+        summary = hub.run(2.0)
+    finally:
+        sender.close()
+    assert time.monotonic() - started < 10, "a silent scanner held the run past its duration"
+    assert summary["parcels"] == 0 and "scanner-stall" in summary["alarm_kinds"]
+    assert "capture-error" not in summary["alarm_kinds"]   # a pause is not a fault

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.config import TcpScannerConfig
-from edge.interfaces import EndOfStream, ScannerError
+from edge.interfaces import EndOfStream, NoLinesYet, ScannerError
 from edge.sources.tcp import (
     END,
     MAGIC,
@@ -347,3 +347,20 @@ def test_close_wakes_a_waiting_read(sender, source):
     source.close()
     assert failed.wait(WAIT_S)
     reader.join(WAIT_S)
+
+
+def test_a_silent_sender_makes_a_read_give_up_for_now_not_fail(sender):
+    config = TcpScannerConfig(host="127.0.0.1", port=sender.port, n_pixels=64,
+                              connect_timeout_s=WAIT_S, read_wait_s=0.2)
+    source = TcpLineSource(config, retry_s=0.02)
+    try:
+        assert sender.wait_client(WAIT_S)
+        started = time.monotonic()
+        with pytest.raises(NoLinesYet, match="no bytes .* for 0.2 s"):
+            source.read()
+        assert time.monotonic() - started < WAIT_S
+        # The connection stays: lines sent after the pause come through it.
+        sender.send_block(block(seed=5))
+        assert np.array_equal(source.read().hi, block(seed=5).hi)
+    finally:
+        source.close()

@@ -25,7 +25,7 @@ from enum import IntEnum
 import numpy as np
 
 from edge.config import TcpScannerConfig
-from edge.interfaces import EndOfStream, ScannerError
+from edge.interfaces import EndOfStream, NoLinesYet, ScannerError
 from edge.types import BeltEvent, LineBlock
 
 MAGIC = b"XRL1"
@@ -346,6 +346,9 @@ class TcpLineSource:
         sock = self._sock or self._connect()
         try:
             data = sock.recv(1 << 20)
+        except TimeoutError:
+            raise NoLinesYet(f"no bytes from the scanner at {self.address} for "
+                             f"{self.config.read_wait_s:g} s") from None
         except OSError as error:
             data, why = b"", f"lost the scanner at {self.address}: {error}"
         else:
@@ -379,7 +382,9 @@ class TcpLineSource:
         except OSError as error:
             raise ScannerError(f"cannot connect to the scanner at {self.address}: "
                                f"{error}") from error
-        sock.settimeout(None)  # read waits for lines; keepalive finds a vanished sender
+        # A read waits a while for lines, then lets the live loop look up; keepalive finds a
+        # sender that vanished without a word.
+        sock.settimeout(self.config.read_wait_s)
         _keep_alive(sock)
         self._sock, self._reader = sock, FrameReader()  # a half frame of the last one is void
         self.clock.reset()
