@@ -82,13 +82,18 @@ def test_run_without_its_model_refuses_to_start(tmp_path):
     assert "parcel " not in result.stdout
 
 
-def test_bench_post_prints_the_nms_race_and_a_parcels_stages(tmp_path):
+def test_bench_post_reports_the_nms_race_and_a_parcels_stages(tmp_path):
     parcel = tmp_path / "parcel.png"
     cv2.imwrite(str(parcel), np.random.default_rng(0).integers(0, 256, (400, 300, 3), np.uint8))
     result = edge("bench", "post", "--model", "models/parcelnet/parcelnet.int8.onnx",
-                  "--image", str(parcel))
-    lines = result.stdout.splitlines()
-    assert lines[0].startswith("batched NMS, IoU 0.5, median ms per call (peers: edge, opencv)")
-    assert "speedup_vs_opencv" in lines[1] and len(lines) >= 2 + 8
-    assert f"per parcel: {parcel}, 400 x 300 px, 1 tile(s)" in result.stdout
-    assert "% of the run" in result.stdout and "call after call (warm caches)" in result.stdout
+                  "--image", str(parcel), "--json")
+    figures = json.loads(result.stdout)
+    assert figures["peers"] == ["edge", "opencv"] and figures["iou_threshold"] == 0.5
+    assert len(figures["rows"]) >= 8
+    # Timed against OpenCV's NMS on the same candidates, keeping the same boxes.
+    assert all(row["opencv_same_kept"] for row in figures["rows"])
+    stages = figures["stages"]
+    assert (stages["parcel"], stages["image"], stages["tiles"]) == (str(parcel), [400, 300, 3], 1)
+    assert stages["kept"] <= stages["candidates"]
+    share = (stages["pre_ms"] + stages["post_ms"]) / stages["session_run_ms"]
+    assert stages["pre_post_share_of_run"] == pytest.approx(share, rel=0.02, abs=0.001)

@@ -63,7 +63,8 @@ def test_map_renames_and_drops_labels_and_says_what_it_left_out(tmp_path, model,
     assert result["models"][str(model)]["classes"]["knife"]["gt"] == 0
     code, out, _ = run(capsys, model, "--data", labelled, "--map", "knife=pistol")
     assert code == 0 and "gun (1)" in out and "knife (0)" in out
-    assert "left out: pistol 1, scissors 1" in out
+    # The table's reader learns which labels were left out, and how many of each.
+    assert "pistol 1" in out and "scissors 1" in out
 
 
 def test_unreadable_scans_are_skipped_and_named(tmp_path, model, capsys):  # noqa: F811
