@@ -96,6 +96,7 @@
     stack.style.height = `${height * scale}px`;
   }
   zoomTo(fitScale());
+  placeLabels(document.getElementById("boxes"), width);
 
   const toggles = {
     grey(on) { xray.src = on ? xray.dataset.grey : xray.dataset.colour; },
@@ -126,3 +127,29 @@
     xray.style.filter = filter;
   });
 })();
+
+// Box labels in the picture's pixels: one that would run off the right edge ends at its box's
+// right side instead, and one that would cover an earlier label moves below it, so boxes that
+// overlap (two classes on one object) keep every label readable.
+function placeLabels(svg, width) {
+  if (!svg) return;
+  const placed = [];
+  for (const text of svg.querySelectorAll("text")) {
+    const rect = text.previousElementSibling;
+    let box = text.getBBox();
+    if (box.x + box.width > width) {
+      text.setAttribute("text-anchor", "end");
+      text.setAttribute("x", Number(rect.getAttribute("x")) + Number(rect.getAttribute("width")) - 2);
+      box = text.getBBox();
+    }
+    for (let tries = 0; tries < 20 && placed.some((other) => overlaps(box, other)); tries++) {
+      text.setAttribute("y", Number(text.getAttribute("y")) + box.height);
+      box = text.getBBox();
+    }
+    placed.push(box);
+  }
+}
+
+function overlaps(a, b) {
+  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+}
