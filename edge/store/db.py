@@ -284,14 +284,7 @@ class Store:
 
     def audit_log(self, limit: int = 200, parcel_id: int | None = None,
                   before_id: int | None = None) -> list[sqlite3.Row]:
-        where, args = [], []
-        if parcel_id is not None:
-            where.append("parcel_id = ?")
-            args.append(parcel_id)
-        if before_id is not None:
-            where.append("id < ?")
-            args.append(before_id)
-        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        clause, args = _where(("parcel_id = ?", parcel_id), ("id < ?", before_id))
         return self.conn.execute(f"SELECT id, at, user, event, parcel_id, detail FROM audit "
                                  f"{clause}ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
 
@@ -301,30 +294,15 @@ class Store:
                before_id: int | None = None) -> list[sqlite3.Row]:
         """Parcels newest first, narrowed by any of: tracking number (a prefix, case
         ignored), decision time range, a detected class, review state, verdict action."""
-        where, args = [], []
-        if tracking:
+        prefix = tracking.upper() if tracking else None
+        clause, args = _where(
             # A range over the index of upper(tracking): a prefix search at any store size.
-            where.append("upper(tracking) >= ? AND upper(tracking) < ?")
-            args += [tracking.upper(), tracking.upper() + "\U0010ffff"]
-        if since is not None:
-            where.append("decided_at >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("decided_at < ?")
-            args.append(until)
-        if cls:
-            where.append("instr(classes, ?) > 0")
-            args.append(f",{cls},")
-        if review:
-            where.append("review = ?")
-            args.append(review)
-        if action:
-            where.append("action = ?")
-            args.append(action)
-        if before_id is not None:
-            where.append("id < ?")
-            args.append(before_id)
-        clause = f"WHERE {' AND '.join(where)} " if where else ""
+            ("upper(tracking) >= ?", prefix),
+            ("upper(tracking) < ?", prefix + "\U0010ffff" if prefix else None),
+            ("decided_at >= ?", since), ("decided_at < ?", until),
+            ("instr(classes, ?) > 0", f",{cls}," if cls else None),
+            ("review = ?", review or None), ("action = ?", action or None),
+            ("id < ?", before_id))
         return self.conn.execute(f"SELECT {self.PARCEL_COLUMNS} FROM parcels {clause}"
                                  "ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
 
@@ -395,3 +373,11 @@ class Store:
             return None
         return path
 
+
+def _where(*conditions: tuple[str, object]) -> tuple[str, list]:
+    """The WHERE clause (with a trailing space, or "") and its arguments, of the conditions
+    ``(sql with one ?, value)`` whose value is not None."""
+    kept = [(sql, value) for sql, value in conditions if value is not None]
+    if not kept:
+        return "", []
+    return "WHERE " + " AND ".join(sql for sql, _ in kept) + " ", [v for _, v in kept]
