@@ -85,18 +85,18 @@ EASY = ("gun", "shuriken", "ammunition", "blade")
 # Benign families that share a threat class's silhouette or material (see the module
 # docstrings in simulator/phantoms); counted per parcel against the class's frequency.
 LOOKALIKES = {
-    "knife": ("cutlery", "scissors", "steel_ruler", "screwdriver", "spanner", "wrench",
-              "nail_clippers", "pens", "pen"),
-    "baton": ("flashlight", "umbrella", "vacuum_flask", "pens", "pen", "hair_dryer",
+    "knife": ("cutlery", "scissors", "steel_ruler", "screwdriver", "spanner",
+              "nail_clippers", "pens"),
+    "baton": ("flashlight", "umbrella", "vacuum_flask", "pens", "hair_dryer",
               "screwdriver", "aerosol", "candle"),
-    "explosive": ("food", "food_block", "candle", "book", "cosmetics", "power_bank", "clock",
-                  "remote_control", "phone_charger", "charger", "cable", "vacuum_flask"),
-    "gun_part": ("spanner", "wrench", "adjustable_wrench", "pliers", "hammer", "padlock",
+    "explosive": ("food", "candle", "book", "cosmetics", "power_bank", "clock",
+                  "remote_control", "phone_charger", "cable", "vacuum_flask"),
+    "gun_part": ("spanner", "adjustable_wrench", "pliers", "hammer", "padlock",
                  "stapler", "hardware", "power_bank", "tape_measure", "toy_gun", "spanner_set",
-                 "belt_buckle", "tablet_toolkit"),
+                 "belt", "bit_set"),
 }
 LOOKALIKE_SHEET = (("baton", ("flashlight", "umbrella", "vacuum_flask", "hair_dryer")),
-                   ("explosive", ("food", "food_block", "candle", "book")),
+                   ("explosive", ("food", "candle", "book", "cosmetics")),
                    ("knife", ("scissors", "steel_ruler", "cutlery", "screwdriver")),
                    ("gun_part", ("spanner", "power_bank", "stapler", "padlock")))
 RED = (0, 0, 230)

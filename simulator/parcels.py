@@ -16,7 +16,7 @@ import numpy as np
 from edge.imaging.attenuation import mu_pair
 from edge.imaging.render import DARKNESS
 from simulator import phantoms
-from simulator.phantoms.shapes import smooth_noise
+from simulator.phantoms.geometry import smooth_noise
 from simulator.solids import (
     Footprint,
     Item,

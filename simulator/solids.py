@@ -13,7 +13,7 @@ strip, seen flat a light silhouette. Log-attenuations of overlapping objects the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -53,11 +53,6 @@ class Item:
     slabs: list[Slab]
     label: str | None = None
     meta: dict = field(default_factory=dict)
-
-    def transformed(self, angle_deg: float = 0.0, offset: Sequence[float] = (0.0, 0.0),
-                    scale: float = 1.0) -> Item:
-        return Item(self.name, [transform(s, angle_deg, offset, scale) for s in self.slabs],
-                    self.label, dict(self.meta))
 
     def extent_mm(self) -> float:
         """Largest distance of any column from the origin, mm (for placement)."""
@@ -151,14 +146,6 @@ def rotate_2d(points: np.ndarray, angle_deg: float) -> np.ndarray:
     a = np.radians(angle_deg)
     rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     return np.asarray(points, np.float64) @ rot.T
-
-
-def transform(slab: Slab, angle_deg: float = 0.0, offset=(0.0, 0.0), scale: float = 1.0,
-              w_offset: float = 0.0) -> Slab:
-    """Rotate in the uv plane, scale (all three axes) and move a slab."""
-    uv = rotate_2d(slab.uv * scale, angle_deg) + np.asarray(offset)
-    return Slab(slab.material, uv.astype(np.float32), slab.w_lo * scale + w_offset,
-                slab.w_hi * scale + w_offset, slab.cell_mm * scale)
 
 
 # --- orientation --------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import numpy as np
 
 STEADY = 3  # a side of a step fits a straight line to within jump / STEADY
 NECK = 0.4  # a neck is narrower than this share of the extent on both sides
+PARALLEL = 6  # px the two sides of a box may drift apart over a window (yaw, blur)
 GUARD = 3  # lines either side of a cut that its windows skip (blur, box corners)
 
 
@@ -33,12 +34,14 @@ def touch_cuts(top: np.ndarray, bottom: np.ndarray, jump_px: float, min_len: int
     ``[n]``. Three signs, strongest first:
     - a *gap*: lines with no edge at all (shorter than min_gap, or the run would have ended);
       a box or bag always shows its walls or rim, so an empty line is between two parcels;
-    - a *step*: the top or the bottom edge is steady, jumps by more than ``jump_px`` (at least
-      half of it from one line to the next) and is steady again (boxes butted square);
+    - a *step*: the top or the bottom edge is steady and parallel to the other edge, jumps by
+      more than ``jump_px`` (at least half of it from one line to the next) and is steady and
+      parallel to the other edge again (boxes butted square);
     - a *neck*: the extent across the tunnel drops below NECK of its typical value on both
       sides (the corners of two yawed boxes, the rounded ends of bags).
     A parcel's own rounded or yawed ends narrow monotonically, so they are no neck; bulges and
-    contents ramp, so they are no step. Both pieces of a cut must be ``min_len`` lines or more.
+    contents ramp, and a bag's rounded end runs askew to its far side, so they are no step.
+    Both pieces of a cut must be ``min_len`` lines or more.
     """
     n = len(top)
     cuts: list[int] = []
@@ -59,7 +62,7 @@ def _gap_cuts(extent: np.ndarray) -> list[int]:
 def _shape_cuts(top: np.ndarray, bottom: np.ndarray, jump_px: float, min_len: int
                 ) -> list[int]:
     """Step and neck cuts, best first: one per stretch of candidate lines."""
-    steps = np.maximum(_step_scores(top, jump_px, min_len), _step_scores(bottom, jump_px, min_len))
+    steps = _step_scores(top, bottom, jump_px, min_len)
     found = []
     for score, is_neck in ((steps, False), (_neck_scores(bottom - top, min_len), True)):
         for a, b in runs(score > 0).tolist():
@@ -69,24 +72,38 @@ def _shape_cuts(top: np.ndarray, bottom: np.ndarray, jump_px: float, min_len: in
     return [line for _, line in sorted(found, key=lambda f: -f[0])]
 
 
-def _step_scores(edge: np.ndarray, jump_px: float, w: int) -> np.ndarray:
-    """float32 ``[n]``: the jump at each line where ``edge`` steps (else 0). Each side is a
-    window of ``w`` lines, GUARD lines from the cut, that a straight line fits to within
-    jump / STEADY (a yawed box edge slopes; a bulge or an item poking out does not fit)."""
-    n, g = len(edge), GUARD
-    score = np.zeros(n, np.float32)
-    if n < 2 * (w + g) + 1:
-        return score
+def _fits(edge: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Straight lines fitted to each window of ``w`` lines: (mean, slope px / line, ptp of
+    the residual), float ``[n - w + 1]`` each, indexed by window start."""
     win = np.lib.stride_tricks.sliding_window_view(edge, w)
     x = np.arange(w, dtype=np.float32) - (w - 1) / 2
     slope, mean = win @ x / (x @ x), win.mean(axis=1)
-    calm = np.ptp(win - mean[:, None] - slope[:, None] * x, axis=1) <= jump_px / STEADY
+    return mean, slope, np.ptp(win - mean[:, None] - slope[:, None] * x, axis=1)
+
+
+def _step_scores(top: np.ndarray, bottom: np.ndarray, jump_px: float, w: int) -> np.ndarray:
+    """float32 ``[n]``: the jump at each line where the top or the bottom edge steps (else 0).
+    Each side is a window of ``w`` lines, GUARD lines from the cut, where the stepping edge
+    fits a straight line to within jump_px / STEADY (a yawed box edge slopes; a bulge does
+    not fit) that runs parallel to the other edge's, to within PARALLEL px over the window.
+    A box's two sides are parallel whatever its yaw; a bag's rounded end, or the item poking
+    out past it, is not parallel to the bag's far side, though each may look straight."""
+    n, g = len(top), GUARD
+    score = np.zeros(n, np.float32)
+    if n < 2 * (w + g) + 1:
+        return score
     cut = np.arange(w + g, n - w - g + 1)
     before, after = cut - g - w, cut + g  # window starts
-    jump = np.abs((mean + slope * x[0])[after] - (mean + slope * x[-1])[before])
-    # Box walls make abrupt steps: half the jump or more from one line to the next.
-    abrupt = _sliding_max(np.abs(np.diff(edge)), 2 * g)[cut - g] >= jump / 2
-    score[cut] = np.where(calm[before] & calm[after] & abrupt & (jump > jump_px), jump, 0)
+    (mt, st, rt), (mb, sb, rb) = _fits(top, w), _fits(bottom, w)
+    parallel = np.abs(st - sb) * w <= PARALLEL
+    for edge, mean, slope, resid in ((top, mt, st, rt), (bottom, mb, sb, rb)):
+        jump = np.abs((mean[after] - slope[after] * (w - 1) / 2)
+                      - (mean[before] + slope[before] * (w - 1) / 2))
+        calm = (resid[before] <= jump_px / STEADY) & (resid[after] <= jump_px / STEADY)
+        # Box walls make abrupt steps: half the jump or more from one line to the next.
+        abrupt = _sliding_max(np.abs(np.diff(edge)), 2 * g)[cut - g] >= jump / 2
+        ok = calm & abrupt & (jump > jump_px) & parallel[before] & parallel[after]
+        score[cut] = np.maximum(score[cut], np.where(ok, jump, 0))
     return score
 
 

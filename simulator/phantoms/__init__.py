@@ -15,7 +15,6 @@ import numpy as np
 from simulator.phantoms import (
     ammo,
     batons,
-    benign,
     blades,
     electronics,
     explosives,
@@ -24,7 +23,6 @@ from simulator.phantoms import (
     household,
     knives,
     personal,
-    threats,
     tools,
 )
 from simulator.solids import Item
@@ -42,8 +40,6 @@ class Family:
     size: str = "small"
 
 
-# The detailed families (one module per kind) carry most weight; the simpler first-generation
-# designs in ``threats`` stay in at half weight as a second hand drawing the same classes.
 THREAT_BUILDERS: dict[str, list[tuple[Callable, float]]] = {
     "gun": guns.GUN_FAMILIES,
     "gun_part": gun_parts.GUN_PART_FAMILIES,
@@ -55,12 +51,10 @@ THREAT_BUILDERS: dict[str, list[tuple[Callable, float]]] = {
     "explosive": explosives.EXPLOSIVE_FAMILIES,
 }
 BENIGN_BUILDERS = (household.HOUSEHOLD_FAMILIES + electronics.ELECTRONICS_FAMILIES
-                   + personal.PERSONAL_FAMILIES + tools.TOOL_FAMILIES + benign.BENIGN_BUILDERS)
+                   + personal.PERSONAL_FAMILIES + tools.TOOL_FAMILIES)
 
 FAMILIES: tuple[Family, ...] = (
     *(Family(b.__name__, label, b, w) for label, builders in THREAT_BUILDERS.items()
-      for b, w in builders),
-    *(Family(b.__name__, label, b, w / 2) for label, builders in threats.THREAT_BUILDERS.items()
       for b, w in builders),
     *(Family(b.__name__, None, b, w, size) for b, w, size in BENIGN_BUILDERS),
 )

@@ -284,5 +284,7 @@ def stripper_clip(rng, cell) -> Item:
     return finish("stripper_clip", "ammunition", parts, calibre=name)
 
 
-AMMO_FAMILIES = [(cartridge_single, 1.0), (cartridges_loose, 1.5), (ammo_box, 1.2),
-                 (shotgun_shells, 0.8), (stripper_clip, 0.5)]
+# Weights include the shares of the simpler first-generation designs these replaced, so
+# each kind of object is drawn as often as before.
+AMMO_FAMILIES = [(cartridge_single, 1.5), (cartridges_loose, 2.25), (ammo_box, 1.7),
+                 (shotgun_shells, 1.15), (stripper_clip, 0.5)]

@@ -2,9 +2,9 @@
 
 Telescopic (expandable) batons: three nested hardened-steel tubes with a foam grip on the
 handle and a solid tip, 165 / 210 / 254 mm collapsed and 410 / 530 / 660 mm extended (the
-16, 21 and 26 inch sizes); handle tube ~24 mm across. Straight batons: polycarbonate (solid,
-32 mm), aluminium tube or hardwood, 450-650 mm, with a grip; the side-handle tonfa; and the
-leather sap (blackjack) with its lead weight and spring.
+16, 21 and 26 inch sizes); handle tube ~24 mm across; light ones have thin walls throughout.
+Straight batons: polycarbonate (solid, 32 mm), aluminium tube or hardwood, 450-650 mm, with a
+grip; the side-handle tonfa; and the leather sap (blackjack) with its lead weight and spring.
 """
 
 from __future__ import annotations
@@ -112,5 +112,24 @@ def blackjack(rng, cell) -> Item:
     return finish("blackjack", "baton", parts, lead_g=round(lead_g))
 
 
+def telescopic_baton_light(rng, cell) -> Item:
+    """A light expandable baton, collapsed or extended: three thin-walled (1.4 mm) steel tubes
+    of 160-220 mm, 25 / 20 / 15 mm across, the tip section hollow too, with a rubber grip
+    sleeve and a short solid tip."""
+    seg = rng.uniform(160, 220)
+    extended = rng.random() < 0.5
+    parts: Parts = []
+    for k, r in enumerate((12.5, 10.0, 7.5)):
+        start = k * (seg - 20) if extended else k * 6
+        parts += cylinder((start, 0), (start + seg, 0), r, "steel", cell, inner=r - 1.4)
+    parts += cylinder((0, 0), (seg * 0.6, 0), 14.5, "rubber", coarse(cell), inner=12.6)
+    tip = 2 * (seg - 20) + seg if extended else seg + 12
+    parts += cylinder((tip - 12, 0), (tip, 0), 8, "steel", cell)
+    return finish("telescopic_baton_light", "baton", parts, extended=extended)
+
+
+# Weights include the shares of the simpler first-generation designs these replaced, so
+# each kind of object is drawn as often as before.
 BATON_FAMILIES = [(telescopic_baton_collapsed, 2.0), (telescopic_baton_extended, 1.5),
-                  (straight_baton, 1.0), (tonfa, 0.6), (blackjack, 0.5)]
+                  (straight_baton, 1.5), (tonfa, 0.6), (blackjack, 0.5),
+                  (telescopic_baton_light, 1.0)]

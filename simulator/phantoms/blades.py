@@ -4,7 +4,8 @@ Blades are thin ground steel: double-edge razor blades 43 x 22 x 0.1 mm with the
 single-edge razors 38 x 19 x 0.23 mm with a folded spine, utility (box-cutter) blades 61 x 19 x
 0.6 mm, snap-off blades 18 x 100 x 0.5 mm (or 9 x 80 x 0.38) scored every segment, and scalpel
 blades (No. 10, 11, 15, 22; 0.4 mm) with the keyhole slot, sometimes on a handle. Flat, one
-razor blade barely dims the beam; edge-on it is a thin dark line.
+razor blade barely dims the beam; edge-on it is a thin dark line. Throwing stars are ground
+(hira-shuriken), hooked like a saw blade, or stamped flat from plate.
 """
 
 from __future__ import annotations
@@ -160,6 +161,22 @@ def shuriken_hooked(rng, cell) -> Item:
     return finish("shuriken_hooked", "shuriken", [plate_], points=points)
 
 
-BLADE_FAMILIES = [(razor_blade, 1.0), (single_edge_razor, 0.5), (utility_blade, 1.2),
-                  (snap_off_blade, 1.0), (scalpel_blade, 0.8)]
-SHURIKEN_FAMILIES = [(shuriken_star, 2.0), (shuriken_hooked, 1.0)]
+def shuriken_stamped(rng, cell) -> Item:
+    """Stamped throwing star: 4-8 straight points, 60-120 mm across, cut from 1.5-3 mm steel
+    plate and left flat (no ground edges), usually with a centre hole."""
+    points = int(rng.integers(4, 9))
+    outer = rng.uniform(30, 60)
+    inner = outer * rng.uniform(0.3, 0.5)
+    phi = np.arange(2 * points) * np.pi / points
+    radius = np.where(np.arange(2 * points) % 2 == 0, outer, inner)
+    outline = np.stack([radius * np.cos(phi), radius * np.sin(phi)], 1)
+    holes = [circle(inner * rng.uniform(0.3, 0.6))] if rng.random() < 0.7 else []
+    parts = [plate(outline, rng.uniform(1.5, 3), "steel", cell, holes=holes)]
+    return finish("shuriken_stamped", "shuriken", parts, points=points)
+
+
+# Weights include the shares of the simpler first-generation designs these replaced, so
+# each kind of object is drawn as often as before.
+BLADE_FAMILIES = [(razor_blade, 1.5), (single_edge_razor, 0.5), (utility_blade, 1.6),
+                  (snap_off_blade, 1.4), (scalpel_blade, 1.05)]
+SHURIKEN_FAMILIES = [(shuriken_star, 2.0), (shuriken_hooked, 1.0), (shuriken_stamped, 0.5)]

@@ -296,7 +296,8 @@ def game_controller(rng, cell) -> Item:
     return finish("game_controller", None, parts)
 
 
-ELECTRONICS_FAMILIES = [(phone, 1.5, "small"), (phone_charger, 1.5, "small"),
+# The charger's weight includes the share of the first-generation charger it replaced.
+ELECTRONICS_FAMILIES = [(phone, 1.5, "small"), (phone_charger, 2.5, "small"),
                         (cable, 2.0, "small"), (power_bank, 1.0, "small"),
                         (laptop, 0.8, "large"), (tablet, 0.6, "large"),
                         (headphones, 0.6, "small"), (hair_dryer, 0.6, "small"),

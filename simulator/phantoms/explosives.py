@@ -6,7 +6,8 @@ tube 6.5-7.5 mm across, 40-80 mm long: base charge, a dense primary charge, plug
 wires), wires (copper in PVC), and a power source (9 V, AA pack, Li-ion cell), often with a
 switch or timer (a board, a digital clock, a wind-up alarm clock). Plastic explosive blocks
 follow the M112 (279 x 51 x 38 mm, 0.57 kg) and smaller commercial sizes; dynamite-style
-sticks are 25-40 mm across; pipe bombs use 3/4 to 2 inch steel pipe with threaded caps.
+sticks are 25-40 mm across; pipe bombs use 3/4 to 2 inch steel pipe with threaded caps. A
+crude device is drawn with plain parts: a bare charge, a plain detonator, bare cells.
 """
 
 from __future__ import annotations
@@ -217,4 +218,44 @@ def ied_boxed(rng, cell) -> Item:
     return finish("ied_boxed", "explosive", parts, charge=material)
 
 
-EXPLOSIVE_FAMILIES = [(ied_block, 1.5), (ied_sticks, 1.2), (pipe_bomb, 1.0), (ied_boxed, 1.0)]
+def ied_crude(rng, cell) -> Item:
+    """A crude device: a bare block (80-180 x 50-100 x 20-50 mm) or 2-5 sticks (30 mm) bound
+    with a broad band of tape, a plain aluminium detonator with a dense tip, a 9 V block or
+    2-4 AA cells (drawn as their active mass only), twin wire, sometimes a bare timer board."""
+    material = str(rng.choice(CHARGES))
+    parts: Parts = []
+    if rng.random() < 0.5:
+        size = (rng.uniform(80, 180), rng.uniform(50, 100))
+        parts.append(plate(rectangle(*size), rng.uniform(20, 50), material, coarse(cell)))
+        anchor = np.array([size[0] / 2, 0.0])
+    else:
+        n, length = int(rng.integers(2, 6)), rng.uniform(120, 200)
+        for k in range(n):
+            parts += cylinder((-length / 2, k * 31), (length / 2, k * 31), 15, material,
+                              coarse(cell))
+        parts.append(strip([(0, -16), (0, n * 31 - 15)], 25, 32, "polyethylene", coarse(cell)))
+        anchor = np.array([length / 2, 0.0])
+    det_tip = anchor + [rng.uniform(-30, -10), rng.uniform(-10, 10)]
+    det_end = det_tip + [rng.uniform(45, 70), 0]
+    parts += cylinder(det_tip, det_end, 3.6, "aluminium", cell, inner=3.2)
+    parts += cylinder(det_tip, det_tip + [10, 0], 3.1, "lead", cell)
+    battery_at = anchor + [rng.uniform(60, 120), rng.uniform(-60, 60)]
+    if rng.random() < 0.5:  # 9 V block: 48.5 x 26.5 x 17.5 mm
+        parts.append(plate(rectangle(48.5, 26.5, battery_at), 17.5, "battery", cell))
+    else:  # AA cells: 50.5 mm long, 14.5 mm across
+        for k in range(int(rng.integers(2, 5))):
+            at = battery_at + [0, 15 * k]
+            parts += cylinder(at, at + [50.5, 0], 7.25, "battery", cell)
+    parts += twin_wire(rng, det_end, battery_at, cell)
+    if rng.random() < 0.5:  # timer board
+        board = battery_at + [0, -55]
+        parts.append(plate(rectangle(50, 35, board), 1.6, "fr4", cell))
+        for _ in range(6):
+            parts.append(plate(rectangle(6, 4, board + rng.uniform(-20, 20, 2)), 2, "copper",
+                               cell))
+        parts += twin_wire(rng, board, battery_at, cell)
+    return finish("ied_crude", "explosive", parts, charge=material)
+
+
+EXPLOSIVE_FAMILIES = [(ied_block, 1.5), (ied_sticks, 1.2), (pipe_bomb, 1.0), (ied_boxed, 1.0),
+                      (ied_crude, 0.5)]

@@ -111,6 +111,8 @@ def revolver_cylinder(rng, cell) -> Item:
     return finish("revolver_cylinder", "gun_part", parts, state=state)
 
 
-GUN_PART_FAMILIES = [(gun_barrel, 1.0), (gun_slide, 1.0), (gun_frame, 1.0),
-                     (gun_magazine, 1.5), (revolver_cylinder, 0.7),
+# Weights include the shares of the simpler first-generation designs these replaced, so
+# each kind of object is drawn as often as before.
+GUN_PART_FAMILIES = [(gun_barrel, 1.5), (gun_slide, 1.5), (gun_frame, 1.0),
+                     (gun_magazine, 2.25), (revolver_cylinder, 1.05),
                      (guns.pistol_fieldstripped, 0.7)]

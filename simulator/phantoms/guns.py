@@ -133,5 +133,7 @@ def pistol_printed(rng, cell) -> Item:
     return finish("pistol_printed", "gun", parts)
 
 
-GUN_FAMILIES = [(pistol_polymer, 3.0), (pistol_steel, 2.0), (pistol_pocket, 1.0),
-                (pistol_long, 1.0), (revolver, 2.0), (pistol_printed, 0.4)]
+# Weights include the shares of the simpler first-generation designs these replaced, so
+# each kind of object is drawn as often as before.
+GUN_FAMILIES = [(pistol_polymer, 4.5), (pistol_steel, 2.5), (pistol_pocket, 1.0),
+                (pistol_long, 1.0), (revolver, 2.75), (pistol_printed, 0.4)]

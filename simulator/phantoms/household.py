@@ -6,7 +6,8 @@ Sizes: PET bottles 0.33-2 l (65-105 mm across), wine bottles 75 mm x 300 mm in 3
 cans 66 x 115 mm (0.1 mm aluminium walls), food tins 73-100 mm in 0.2 mm tinplate, jars with
 3 mm glass and steel lids, aerosols in 0.4 mm aluminium, stainless vacuum flasks (two 0.5 mm
 walls: a pipe look-alike), folded umbrellas (steel shaft and eight ribs), pens (ink refill,
-spring, brass tip), candles (paraffin wax ~ polyethylene).
+spring, brass tip), candles (paraffin wax ~ polyethylene); books (paper, some spiral-bound),
+toys (an ABS toy pistol with a few screws, a toy car with steel axles).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from simulator.phantoms.geometry import (
     strip,
     upright,
 )
-from simulator.solids import Item, ellipse, ellipsoid, rectangle
+from simulator.phantoms.pistols import pistol_groups
+from simulator.solids import Item, Slab, ellipse, ellipsoid, rectangle
 
 
 def _liquid(length: float, r: float, fill: float, material: str, cell, p0=(0.0, 0.0)) -> Parts:
@@ -275,8 +277,45 @@ def food(rng, cell) -> Item:
     return finish("food", None, parts, kind=kind)
 
 
-HOUSEHOLD_FAMILIES = [(bottle, 1.2, "small"), (drink_can, 0.8, "small"),
-                      (food_tin, 0.8, "small"), (glass_jar, 0.6, "small"),
+def book(rng, cell) -> Item:
+    """A book, 130-240 x 180-310 mm, 10-45 mm of paper; one in five spiral-bound (a 1.2 mm
+    steel wire coiled along the spine)."""
+    w, h, t = rng.uniform(130, 240), rng.uniform(180, 310), rng.uniform(10, 45)
+    parts = [plate(rectangle(w, h), t, "paper", coarse(cell))]
+    if rng.random() < 0.2:
+        parts += spring((-w / 2 + 5, -h / 2), (-w / 2 + 5, h / 2), 5, 0.6, 8.5, "steel", cell)
+    return finish("book", None, parts)
+
+
+def toy_gun(rng, cell) -> Item:
+    """A toy pistol: a polymer pistol's frame, grip and trigger guard moulded in thinner ABS,
+    held by a few steel screws; no barrel, slide or magazine. Gun-shaped, benign."""
+    frame = pistol_groups(rng, cell, "polymer")["frame"]
+    parts: Parts = [Slab("abs", s.uv, s.w_lo * 0.7, s.w_hi * 0.7, s.cell_mm) for s in frame
+                    if s.material != "steel"]
+    lo = np.min([s.bounds[:2] for s in parts], 0)
+    hi = np.max([s.bounds[3:5] for s in parts], 0)
+    for _ in range(int(rng.integers(2, 6))):
+        parts.append(plate(circle(1.5, rng.uniform(lo, hi), 12), 8, "steel", cell))
+    return finish("toy_gun", None, parts)
+
+
+def toy_car(rng, cell) -> Item:
+    """A toy car, 60-200 mm: moulded ABS body, two steel axles, rubber wheels."""
+    length = rng.uniform(60, 200)
+    parts = [plate(rectangle(length, length * 0.45), length * 0.3, "abs", coarse(cell))]
+    for u in (-length * 0.3, length * 0.3):
+        parts += cylinder((u, -length * 0.27), (u, length * 0.27), 1.2, "steel", cell)
+        for v in (-length * 0.25, length * 0.25):
+            parts.append(plate(circle(length * 0.09, (u, v), 24), 6, "rubber", cell))
+    return finish("toy_car", None, parts)
+
+
+# The weights of cans, tins, jars, pens and food include the shares of the simpler
+# first-generation designs they replaced, so each kind of object is drawn as often as before.
+HOUSEHOLD_FAMILIES = [(bottle, 1.2, "small"), (drink_can, 1.2, "small"),
+                      (food_tin, 1.2, "small"), (glass_jar, 1.0, "small"),
                       (aerosol, 0.8, "small"), (cosmetics, 1.0, "small"), (mug, 0.5, "small"),
-                      (candle, 0.4, "small"), (umbrella, 0.6, "small"), (pens, 1.2, "small"),
-                      (vacuum_flask, 0.5, "small"), (food, 1.0, "small")]
+                      (candle, 0.4, "small"), (umbrella, 0.6, "small"), (pens, 2.2, "small"),
+                      (vacuum_flask, 0.5, "small"), (food, 1.8, "small"),
+                      (book, 1.0, "large"), (toy_gun, 0.6, "small"), (toy_car, 0.6, "small")]

@@ -216,5 +216,7 @@ def cleaver(rng, cell) -> Item:
     return finish("cleaver", "knife", parts, heavy=heavy)
 
 
-KNIFE_FAMILIES = [(kitchen_knife, 2.0), (folding_knife_open, 1.5), (folding_knife_closed, 1.0),
-                  (combat_knife, 1.0), (dagger, 0.7), (cleaver, 0.5)]
+# Weights include the shares of the simpler first-generation designs these replaced, so
+# each kind of object is drawn as often as before.
+KNIFE_FAMILIES = [(kitchen_knife, 3.0), (folding_knife_open, 2.0), (folding_knife_closed, 1.5),
+                  (combat_knife, 1.5), (dagger, 0.7), (cleaver, 0.75)]

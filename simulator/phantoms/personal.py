@@ -4,7 +4,8 @@ Keys (cylinder keys 50-60 mm, 2-2.4 mm brass or nickel silver) on a split ring, 
 mm, 1.5-3.2 mm), a wallet with coins and cards (85.6 x 54 x 0.76 mm PVC), a belt with its
 buckle, a zip (metal teeth ~3 mm pitch on fabric tapes), jewellery (gold and silver drawn as
 lead, their closest attenuation in the table), a wristwatch, spectacles, cutlery, nail
-clippers and lighters.
+clippers and lighters; and what people wear: shoes (240-310 mm, rubber sole, steel shank) and
+folded clothes (cloth in layers, with buttons).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from simulator.phantoms.geometry import (
     moved,
     plate,
     shell,
+    smooth_noise,
     spline,
     strip,
     tube,
@@ -291,8 +293,47 @@ def lighter(rng, cell) -> Item:
     return finish("lighter", None, parts, kind="disposable")
 
 
+def shoe(rng, cell) -> Item:
+    """A shoe lying on its sole: rubber sole 15-30 mm thick, leather upper, a steel shank under
+    the arch, up to seven brass eyelets."""
+    length = rng.uniform(240, 310)
+    parts = [plate(ellipse(length / 2, length * 0.18), rng.uniform(15, 30), "rubber",
+                   coarse(cell))]
+    parts.append(plate(ellipse(length * 0.45, length * 0.16, (5, 0)), 3, "leather",
+                       coarse(cell), w_center=35))
+    parts.append(strip([(-length * 0.1, 0), (length * 0.15, 0)], 12, 1.5, "steel", cell))
+    for k in range(int(rng.integers(0, 8))):  # eyelets
+        parts.append(strip(circle(2.5, (length * (0.05 + 0.04 * k), 15), 16), 1.2, 1.5,
+                           "brass", cell, closed=True))
+    return finish("shoe", None, parts)
+
+
+def clothes(rng, cell) -> Item:
+    """Folded garments, 150-450 x 120-350 mm: 4-40 layers of cloth (a third of each fold is
+    fibre) whose thickness varies with the folds, sometimes with buttons. Sampled on a grid three
+    cells wide: faint and smooth, and the largest items in a parcel."""
+    w, h = rng.uniform(150, 450), rng.uniform(120, 350)
+    layers = rng.uniform(4, 40)
+    grid = 3 * cell
+    outline = ellipse(w / 2, h / 2) if rng.random() < 0.3 else rectangle(w, h)
+    field = smooth_noise(rng, (64, 64), 8)
+
+    def folds(uv):
+        iu = ((uv[:, 0] / w + 0.5) * 63).clip(0, 63).astype(int)
+        iv = ((uv[:, 1] / h + 0.5) * 63).clip(0, 63).astype(int)
+        return layers * (0.4 + field[iv, iu]) * 0.35
+
+    parts = [plate(outline, folds, "cloth", grid)]
+    for _ in range(int(rng.poisson(2))):  # buttons
+        at, r = rng.uniform(-w / 3, w / 3, 2), rng.uniform(5, 9)
+        parts.append(plate(circle(r, at, 16), 2.5, str(rng.choice(["abs", "zinc"])), cell))
+    return finish("clothes", None, parts)
+
+
+# The belt's weight includes the share of the first-generation loose belt buckle it replaced.
 PERSONAL_FAMILIES = [(keys, 2.0, "small"), (coins, 1.2, "small"), (wallet, 1.0, "small"),
-                     (belt, 1.0, "small"), (zip_fastener, 1.5, "small"),
+                     (belt, 2.0, "small"), (zip_fastener, 1.5, "small"),
                      (jewellery, 0.7, "small"), (watch, 0.8, "small"),
                      (spectacles, 0.8, "small"), (cutlery, 0.8, "small"),
-                     (nail_clippers, 0.5, "small"), (lighter, 0.6, "small")]
+                     (nail_clippers, 0.5, "small"), (lighter, 0.6, "small"),
+                     (shoe, 1.0, "small"), (clothes, 3.0, "large")]

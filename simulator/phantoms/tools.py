@@ -3,7 +3,8 @@
 Dimensions from common catalogue sizes: combination pliers 160-200 mm, needle-nose to 200 mm,
 scissors 130-250 mm, combination spanners 100-300 mm (8-32 mm sizes), adjustable wrenches
 150-300 mm, screwdrivers 150-320 mm overall, claw hammers 280-340 mm with 450-700 g heads,
-staplers 150-200 mm, 5 m tape measures (19-25 mm blade), padlocks 30-60 mm, steel rulers.
+staplers 150-200 mm, 5 m tape measures (19-25 mm blade), padlocks 30-60 mm, steel rulers,
+screwdriver bit sets.
 """
 
 from __future__ import annotations
@@ -282,8 +283,20 @@ def spanner_set(rng, cell) -> Item:
     return finish("spanner_set", None, parts, count=count)
 
 
-TOOL_FAMILIES = [(pliers, 1.5, "small"), (scissors, 2.0, "small"), (spanner, 1.2, "small"),
+def bit_set(rng, cell) -> Item:
+    """A screwdriver bit set: 6-19 hex bits (6.35 mm, 25 mm long) side by side in a moulded
+    case: a row of short steel rods, as in a box of cartridges."""
+    n = int(rng.integers(6, 20))
+    parts: Parts = [plate(rectangle(n * 9 + 20, 60), 18, "abs", coarse(cell))]
+    for k in range(n):
+        u = -n * 4.5 + 9 * k
+        parts += cylinder((u, -12), (u, 13), 3.2, "steel", cell)
+    return finish("bit_set", None, parts, count=n)
+
+
+# The spanner's weight includes the share of the first-generation spanner it replaced.
+TOOL_FAMILIES = [(pliers, 1.5, "small"), (scissors, 2.0, "small"), (spanner, 2.2, "small"),
                  (adjustable_wrench, 0.8, "small"), (screwdriver, 1.2, "small"),
                  (hammer, 0.7, "small"), (stapler, 0.8, "small"), (tape_measure, 0.8, "small"),
                  (padlock, 0.8, "small"), (hardware, 0.8, "small"), (steel_ruler, 0.6, "small"),
-                 (spanner_set, 0.3, "small")]
+                 (spanner_set, 0.3, "small"), (bit_set, 0.6, "small")]
