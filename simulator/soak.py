@@ -34,13 +34,15 @@ SINGLE = {
     "scanner-stall": {"scanner_stall": 1.5},
     "encoder-glitch": {"encoder_glitch": 500.0},
     "detector-stall": {"detector_stall": 2.0},
-    "detector-crash": {"detector_crash": 1.5},
+    # A crash shows only when the detector is called: the window holds a parcel's detection
+    # even where the slow belt's stream has its longest gap.
+    "detector-crash": {"detector_crash": 3.0},
     "modbus-timeout": {"modbus_timeout": 1.5},
 }
 COMBINED = {
     "corrupt+drop-acks+noise": {"corrupt": 0.3, "drop_acks": 0.3, "noise": 0.3},
     "port-loss+long-label": {"port_loss": 1.5, "long_label": 1.0},
-    "detector-crash+plc-silent": {"detector_crash": 1.5, "plc_silent": 1.0},
+    "detector-crash+plc-silent": {"detector_crash": 3.0, "plc_silent": 1.0},
     "unreadable-label+encoder-glitch": {"unreadable_label": 1.0, "encoder_glitch": 500.0},
 }
 # Faults the line rides through without harm (resends, unread labels matched by position):
