@@ -348,6 +348,11 @@ class Hub:
         if self.store_writer is not None:
             self.store_writer.done(command.key + self._key_base, str(outcome))
 
+    @property
+    def lost_commands(self) -> int:
+        """Commands lost over every host session's link."""
+        return sum(len(link.stats.lost) for link in self.links)
+
     def health(self) -> dict[str, tuple[bool, dict]]:
         """component -> (healthy, details) for the dashboard: scanner, detector, PLC link."""
         now = time.monotonic()
@@ -365,10 +370,10 @@ class Hub:
                   "failsafe": (not self.failsafe.active, self.failsafe.summary())}
         if self.link is not None:
             silent = self.link.silent_for_s
-            lost = sum(len(link.stats.lost) for link in self.links)
             report["plc"] = (silent < self.config.plc.silent_s,
                              {"type": self.config.plc.type, "last_heard_s": round(silent, 3),
-                              "commands_lost": lost, "unacked": self.link.unacked,
+                              "commands_lost": self.lost_commands,
+                              "unacked": self.link.unacked,
                               "acked": sum(link.stats.acked for link in self.links)})
         return report
 
@@ -463,7 +468,7 @@ class Hub:
             "parcels": ledger.opened, "diverted": ledger.opened - ledger.released(),
             "uninspected": ledger.actions[Action.UNINSPECTED.value],
             "undecided": ledger.opened - ledger.settled,
-            "lost_commands": sum(len(link.stats.lost) for link in self.links),
+            "lost_commands": self.lost_commands,
             "commands": dict(sum((Counter(link.stats.outcomes) for link in self.links),
                                  Counter())),
             **self.failsafe.summary(),

@@ -19,26 +19,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge.config import EdgeConfig  # noqa: E402
-from simulator.harness import SimulatedHub  # noqa: E402
+from simulator.harness import seed7_verdicts  # noqa: E402
 
 OUT = ROOT / "tests" / "data" / "verdicts_seed7.json"
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as calibration:
-        # As in the test: the diverter far away, so that every parcel gets inspected.
-        cfg = EdgeConfig(scanner={"seed": 7, "belt_speed_mm_s": 1500, "threat_share": 0.5},
-                         plc={"type": "none", "diverter_distance_mm": 9000},
-                         calibration_dir=calibration)
-        seen = []
-        hub = SimulatedHub(cfg, log=lambda _: None, show=lambda p, v: seen.append(
-            {"seq": p.seq, "id": p.id, "lines": int(p.shape[1]), "action": v.action.value,
-             "truth": sorted(p.truth_labels)}))
-        summary = hub.run(9.0)
+        seen, summary = seed7_verdicts(Path(calibration))
     if summary["uninspected"]:
         sys.exit(f"{summary['uninspected']} parcels uninspected: the machine is too busy")
-    seen.sort(key=lambda row: row["seq"])
     OUT.write_text(json.dumps(seen, indent=1))
     print(f"{len(seen)} verdicts -> {OUT.relative_to(ROOT)}")
     for row in seen:

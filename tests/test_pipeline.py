@@ -12,7 +12,7 @@ import pytest
 
 from edge.config import EdgeConfig
 from edge.types import Action
-from simulator.harness import GroundTruthDetector, SimulatedHub
+from simulator.harness import GroundTruthDetector, SimulatedHub, seed7_verdicts
 
 pytestmark = pytest.mark.slow
 
@@ -259,16 +259,7 @@ def test_the_shipped_model_gives_the_recorded_verdicts(tmp_path):
     import json
     from pathlib import Path
     recorded = json.loads((Path(__file__).parent / "data" / "verdicts_seed7.json").read_text())
-    # The diverter's distance sets deadlines only: far, so a busy machine inspects every one.
-    cfg = EdgeConfig(scanner={"seed": 7, "belt_speed_mm_s": 1500, "threat_share": 0.5},
-                     plc={"type": "none", "diverter_distance_mm": 9000},
-                     calibration_dir=tmp_path)
-    seen = []
-    hub = SimulatedHub(cfg, log=lambda _: None, show=lambda p, v: seen.append(
-        {"seq": p.seq, "id": p.id, "lines": int(p.shape[1]), "action": v.action.value,
-         "truth": sorted(p.truth_labels)}))
-    summary = hub.run(9.0)
+    seen, summary = seed7_verdicts(tmp_path)
     assert summary["uninspected"] == 0, summary
-    seen.sort(key=lambda row: row["seq"])
     assert len(seen) >= len(recorded)
     assert seen[:len(recorded)] == recorded

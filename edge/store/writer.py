@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from edge.detect.files import detections_as_dicts
 from edge.store.db import Box, ParcelRow, Store
 from edge.store.images import write_images
 from edge.store.retention import Retention, prune
@@ -82,9 +83,8 @@ class StoreWriter:
                 self.stats.pictures_skipped += 1
             self._pending_pictures += keep
         found = verdict.detections
-        boxes = [Box(self._name(c), round(float(s), 4), tuple(round(float(v), 1) for v in xyxy))
-                 for xyxy, s, c in zip(found.xyxy, found.score, found.class_id.tolist(),
-                                       strict=True)]
+        boxes = [Box(d["label"], d["score"], tuple(d["box"]))
+                 for d in detections_as_dicts(found, self.classes)]
         last_line = float(parcel.t[-1])
         decided = self._wall(settled_at)
         row = ParcelRow(
@@ -128,9 +128,6 @@ class StoreWriter:
 
     def _wall(self, t: float) -> float:
         return self._wall_offset + t
-
-    def _name(self, class_id: int) -> str:
-        return self.classes[class_id] if 0 <= class_id < len(self.classes) else str(class_id)
 
     def _run(self) -> None:
         # Rendering and encoding pictures must never take a core from the detector: on Linux a

@@ -31,7 +31,7 @@ import yaml
 
 from edge.config import EdgeConfig
 from edge.decide import Policy
-from edge.detect.files import ScanReadError, read_scan
+from edge.detect.files import ScanReadError, image_size, read_scan
 from edge.detect.model import detect_with
 from edge.detect.parcel import ModelDetector
 from edge.detect.pre import as_bgr8
@@ -108,7 +108,7 @@ def labelling_template(folder: Path, classes: list[str]) -> Path:
     ``folder`` and the model's classes, with no boxes yet, for a labelling tool to open."""
     images = []
     for k, path in enumerate(sorted(folder.glob("parcel-*.png")), start=1):
-        height, width = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[:2]
+        width, height = image_size(path.read_bytes())   # from the header: nothing decoded
         images.append({"id": k, "file_name": path.name, "width": width, "height": height})
     template = {"images": images, "annotations": [],
                 "categories": [{"id": k, "name": c} for k, c in enumerate(classes, start=1)]}
