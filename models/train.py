@@ -150,6 +150,9 @@ def parse(argv):
     p.add_argument("--gamma", type=_gamma, default=None, metavar="LO,HI",
                    help="contrast curves of the augmentation, drawn log-uniformly from gamma "
                         "LO to HI (default: 0.6 to 1.6, uniformly, the shipped recipe)")
+    p.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
+                   help="start from the weight average of an earlier run's checkpoint (a "
+                        "second stage at a larger --input); optimiser and schedule start afresh")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
     args = p.parse_args(argv)
@@ -168,6 +171,20 @@ def parse(argv):
 def crop_at(epoch: int, args) -> int:
     """The training crop side in this epoch (0-based)."""
     return args.early_crop if epoch < args.early_epochs else args.crop
+
+
+def init_weights(model: torch.nn.Module, ema: Ema, path: Path, device: torch.device) -> None:
+    """Load an earlier run's weight average into the model and its EMA. Convolutions do not
+    depend on the input side, so a model trained at one scale goes on at another."""
+    if not path.is_file():
+        raise SystemExit(f"--init {path}: no such checkpoint")
+    ckpt = torch.load(path, map_location=device)
+    try:
+        model.load_state_dict(ckpt["ema"])
+    except RuntimeError as err:
+        raise SystemExit(f"--init {path}: its network differs from this one ({err})") from None
+    ema.model.load_state_dict(ckpt["ema"])
+    print(f"initialised from {path} (trained for a {input_side(ckpt)} px input)", flush=True)
 
 
 def real_records(paths: list[Path]) -> list[data.Record]:
@@ -213,7 +230,10 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.out / "last.pt"
     start_epoch, step, history = 0, 0, []
-    if args.resume and ckpt_path.is_file():
+    resuming = args.resume and ckpt_path.is_file()
+    if args.init and not resuming:
+        init_weights(model, ema, args.init, device)
+    if resuming:
         ckpt = torch.load(ckpt_path, map_location=device)
         if upgrade_state(ckpt["model"]).keys() != ckpt["model"].keys():
             raise SystemExit(f"{ckpt_path} was saved by the earlier head (one batch norm for all "
@@ -267,6 +287,7 @@ def main(argv=None) -> int:
                     "ema_updates": ema.updates, "opt": opt.state_dict(), "epoch": epoch,
                     "step": step, "history": history, "args": vars(args) | {
                         "out": str(args.out), "cache": str(args.cache),
+                        "init": str(args.init) if args.init else None,
                         "real": [str(r) for r in args.real]}}, ckpt_path)
         if args.max_steps and step >= args.max_steps:
             break

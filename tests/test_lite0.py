@@ -104,3 +104,32 @@ def test_lite0_training_resumes_and_exports_from_its_checkpoint(tmp_path):
     assert not torch.equal(first["model"][trained], ckpt["model"][trained])
     model, _ = load_ema(tmp_path / "run" / "last.pt")
     assert isinstance(model.lite0, Lite0Backbone) and model.lite0.frozen == 5
+
+
+def test_a_second_stage_starts_from_an_earlier_run_at_another_input(tmp_path):
+    """``--init`` carries an earlier run's weight average into a run at a larger input (the
+    shipped recipe's second stage), checks the file and the network, and the new checkpoint
+    names its own input side."""
+    from models.train import input_side, main
+
+    common = ["--cache", str(tmp_path / "cache"), "--parcels", "4", "--val-parcels", "2",
+              "--test-parcels", "2", "--batch", "2", "--workers", "0", "--threads", "1",
+              "--max-steps", "2", "--crop", "128", "--backbone", "lite0", "--epochs", "1"]
+    assert main([*common, "--out", str(tmp_path / "first"), "--input", "128"]) == 0
+    first = torch.load(tmp_path / "first" / "last.pt")
+    assert main([*common, "--out", str(tmp_path / "second"), "--input", "192",
+                 "--init", str(tmp_path / "first" / "last.pt")]) == 0
+    second = torch.load(tmp_path / "second" / "last.pt")
+    assert input_side(second) == 192 and second["step"] == 2
+    assert second["args"]["init"] == str(tmp_path / "first" / "last.pt")
+    # The head started from the first run's average, not from a fresh draw: two warm-up steps
+    # move it far less than the distance to a freshly built head.
+    head = "cls.weight"
+    fresh = ParcelNet(8, backbone="lite0").state_dict()[head]
+    moved = (second["ema"][head] - first["ema"][head]).abs().max()
+    assert moved < 0.1 * (fresh - first["ema"][head]).abs().max()
+    with pytest.raises(SystemExit, match="no such checkpoint"):
+        main([*common, "--out", str(tmp_path / "third"), "--init", str(tmp_path / "none.pt")])
+    with pytest.raises(SystemExit, match="differs"):   # a ParcelNet run into a Lite0 network
+        main([*common, "--backbone", "parcelnet", "--out", str(tmp_path / "fourth"),
+              "--input", "128", "--init", str(tmp_path / "first" / "last.pt")])
