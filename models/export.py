@@ -56,14 +56,18 @@ def load_ema(checkpoint: Path) -> tuple[ParcelNet, dict]:
 
 def metadata(ckpt: dict, name: str, size: int) -> dict[str, str]:
     args, history = ckpt["args"], ckpt["history"]
+    stages = ckpt.get("stages", []) + [{"input": input_side(ckpt), "epochs": len(history),
+                                        "steps": ckpt["step"]}]
+    schedule = ", then ".join(f"{s['epochs']} epochs ({s['steps']} steps) at {s['input']} px"
+                              for s in stages)
     summary = (f"simulated parcels only: {args['parcels']} parcels x (colour, grey) from the "
-               f"edge scanner simulator, seed {args['seed']}, {len(history)} epochs, "
-               f"{ckpt['step']} steps of batch {args['batch']}; real scans mixed in: "
-               f"{', '.join(args['real']) or 'none'}")
+               f"edge scanner simulator, seed {args['seed']}, {schedule}, batch "
+               f"{args['batch']}; real scans mixed in: {', '.join(args['real']) or 'none'}")
+    epochs, steps = sum(s["epochs"] for s in stages), sum(s["steps"] for s in stages)
     return {"classes": json.dumps(list(THREAT_CLASSES)), "input_size": json.dumps([size, size]),
             "strides": json.dumps(list(STRIDES)), "mean": json.dumps(list(MEAN)),
             "std": json.dumps(list(STD)), "channel_order": "bgr",
-            "version": f"{name}-e{len(history)}-s{ckpt['step']}-{weights_digest(ckpt)}",
+            "version": f"{name}-e{epochs}-s{steps}-{weights_digest(ckpt)}",
             "training_data": summary}
 
 

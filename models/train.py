@@ -173,9 +173,11 @@ def crop_at(epoch: int, args) -> int:
     return args.early_crop if epoch < args.early_epochs else args.crop
 
 
-def init_weights(model: torch.nn.Module, ema: Ema, path: Path, device: torch.device) -> None:
-    """Load an earlier run's weight average into the model and its EMA. Convolutions do not
-    depend on the input side, so a model trained at one scale goes on at another."""
+def init_weights(model: torch.nn.Module, ema: Ema, path: Path,
+                 device: torch.device) -> list[dict]:
+    """Load an earlier run's weight average into the model and its EMA; return the stages that
+    made it (input side, epochs, steps each). Convolutions do not depend on the input side, so
+    a model trained at one scale goes on at another."""
     if not path.is_file():
         raise SystemExit(f"--init {path}: no such checkpoint")
     ckpt = torch.load(path, map_location=device)
@@ -185,6 +187,8 @@ def init_weights(model: torch.nn.Module, ema: Ema, path: Path, device: torch.dev
         raise SystemExit(f"--init {path}: its network differs from this one ({err})") from None
     ema.model.load_state_dict(ckpt["ema"])
     print(f"initialised from {path} (trained for a {input_side(ckpt)} px input)", flush=True)
+    return ckpt.get("stages", []) + [{"input": input_side(ckpt), "epochs": len(ckpt["history"]),
+                                      "steps": ckpt["step"]}]
 
 
 def real_records(paths: list[Path]) -> list[data.Record]:
@@ -229,10 +233,10 @@ def main(argv=None) -> int:
     total = per_epoch * args.epochs
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.out / "last.pt"
-    start_epoch, step, history = 0, 0, []
+    start_epoch, step, history, stages = 0, 0, [], []
     resuming = args.resume and ckpt_path.is_file()
     if args.init and not resuming:
-        init_weights(model, ema, args.init, device)
+        stages = init_weights(model, ema, args.init, device)
     if resuming:
         ckpt = torch.load(ckpt_path, map_location=device)
         if upgrade_state(ckpt["model"]).keys() != ckpt["model"].keys():
@@ -247,6 +251,7 @@ def main(argv=None) -> int:
         ema.updates = ckpt["ema_updates"]
         opt.load_state_dict(ckpt["opt"])
         start_epoch, step, history = ckpt["epoch"] + 1, ckpt["step"], ckpt["history"]
+        stages = ckpt.get("stages", [])
         print(f"resumed after epoch {start_epoch}, step {step}")
     info = model_info(args.input)
     for epoch in range(start_epoch, args.epochs):
@@ -285,7 +290,7 @@ def main(argv=None) -> int:
         print(f"epoch {epoch + 1}: val mAP50 {scores['mAP50']:.3f} ({per_class})", flush=True)
         torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(),
                     "ema_updates": ema.updates, "opt": opt.state_dict(), "epoch": epoch,
-                    "step": step, "history": history, "args": vars(args) | {
+                    "step": step, "history": history, "stages": stages, "args": vars(args) | {
                         "out": str(args.out), "cache": str(args.cache),
                         "init": str(args.init) if args.init else None,
                         "real": [str(r) for r in args.real]}}, ckpt_path)

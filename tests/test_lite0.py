@@ -122,6 +122,7 @@ def test_a_second_stage_starts_from_an_earlier_run_at_another_input(tmp_path):
     second = torch.load(tmp_path / "second" / "last.pt")
     assert input_side(second) == 192 and second["step"] == 2
     assert second["args"]["init"] == str(tmp_path / "first" / "last.pt")
+    assert second["stages"] == [{"input": 128, "epochs": 1, "steps": 2}]
     # The head started from the first run's average, not from a fresh draw: two warm-up steps
     # move it far less than the distance to a freshly built head.
     head = "cls.weight"

@@ -149,6 +149,14 @@ def test_version_names_the_weights():
     assert re.fullmatch(r"net-e0-s0-[0-9a-f]{8}", version)
     assert version == metadata(fake_checkpoint(a), "net", 128)["version"]
     assert version != metadata(fake_checkpoint(b), "net", 128)["version"]
+    # A second stage counts the epochs and steps of the stage it started from, and says so.
+    staged = fake_checkpoint(a) | {"history": [{}] * 7, "step": 2100, "args": {
+        **fake_checkpoint(a)["args"], "input": 448},
+        "stages": [{"input": 320, "epochs": 16, "steps": 4800}]}
+    meta = metadata(staged, "net", 448)
+    assert re.fullmatch(r"net-e23-s6900-[0-9a-f]{8}", meta["version"])
+    assert "16 epochs (4800 steps) at 320 px, then 7 epochs (2100 steps) at 448 px" in \
+        meta["training_data"]
 
 
 def test_export_round_trip_agrees_with_torch(exported):
