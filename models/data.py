@@ -94,15 +94,23 @@ def is_grey(img: np.ndarray) -> bool:
     return bool(np.array_equal(img[..., 0], img[..., 2]))
 
 
+WIDE_GAMMA = (0.35, 2.8)
+
+
 def photometric(img: np.ndarray, rng: np.random.Generator,
-                gamma_range: tuple[float, float] | None = None) -> np.ndarray:
+                gamma_range: tuple[float, float] | None = None, wide: bool = False) -> np.ndarray:
     """Vendor palettes, grey single-energy views, contrast curves, noise and blur. Contrast
     curves are gamma 0.6-1.6, drawn uniformly (the shipped model's recipe), or drawn
-    log-uniformly from ``gamma_range``."""
+    log-uniformly from ``gamma_range``.
+
+    ``wide`` reaches further, towards what other scanners show: palettes turned up to 100
+    degrees, gamma 0.35-2.8 (log-uniform, unless ``gamma_range``), noise up to sigma 16, and on
+    top display windows, sharpening and JPEG compression, which the simulator never makes."""
     grey = is_grey(img)
     if not grey and rng.random() < 0.5:
         hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
-        hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + int(rng.integers(-25, 26))) % 180)
+        turn = 50 if wide else 25
+        hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + int(rng.integers(-turn, turn + 1))) % 180)
         sat = hsv[..., 1].astype(np.float32) * rng.uniform(0.5, 1.3)
         hsv[..., 1] = sat.clip(0, 255).astype(np.uint8)
         img = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
@@ -110,6 +118,8 @@ def photometric(img: np.ndarray, rng: np.random.Generator,
         img = img[..., rng.permutation(3)]
     if not grey and rng.random() < 0.15:
         img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if wide and gamma_range is None:
+        gamma_range = WIDE_GAMMA
     if rng.random() < 0.5:
         gamma = rng.uniform(0.6, 1.6) if gamma_range is None else \
             float(np.exp(rng.uniform(*np.log(gamma_range))))
@@ -118,9 +128,27 @@ def photometric(img: np.ndarray, rng: np.random.Generator,
     if rng.random() < 0.3:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
     if rng.random() < 0.4:
-        noise = rng.normal(0, rng.uniform(2, 8), img.shape[:2])[..., None]
+        noise = rng.normal(0, rng.uniform(2, 16 if wide else 8), img.shape[:2])[..., None]
         img = (img.astype(np.float32) + noise).clip(0, 255).astype(np.uint8)
+    if wide:
+        img = _display(img, rng)
     return np.ascontiguousarray(img)
+
+
+def _display(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What a scanner's display path adds: a contrast window, sharpening, JPEG."""
+    if rng.random() < 0.2:
+        lo, hi = rng.uniform(0, 40), rng.uniform(200, 255)
+        table = ((np.arange(256) - lo) * 255 / (hi - lo)).clip(0, 255).astype(np.uint8)
+        img = cv2.LUT(img, table)
+    if rng.random() < 0.2:
+        blurred = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 2.0))
+        img = cv2.addWeighted(img, 1 + (amount := rng.uniform(0.5, 1.5)), blurred, -amount, 0)
+    if rng.random() < 0.2:
+        quality = int(rng.integers(25, 91))
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return img
 
 
 def _start(rng, extent: int, size: int, lo: float | None = None, hi: float | None = None):
@@ -185,8 +213,10 @@ class TrainSet(torch.utils.data.Dataset):
 
     def __init__(self, records: list[Record], seed: int, size: int = INPUT,
                  progress: bool = False, mosaic: float = 0.0,
-                 gamma: tuple[float, float] | None = None, input_side: int = INPUT):
+                 gamma: tuple[float, float] | None = None, input_side: int = INPUT,
+                 wide: bool = False):
         self.records, self.seed, self.size, self.epoch = records, seed, size, 0
+        self.wide = wide
         self.input_side = input_side
         self.mosaic, self.gamma = mosaic, gamma
         self.images, self.shrink = [], []
@@ -212,7 +242,7 @@ class TrainSet(torch.utils.data.Dataset):
             img, boxes, classes = self._mosaic(i, rng)
         else:
             img, boxes, classes = self._piece(i, rng, self.size)
-        img = photometric(img, rng, self.gamma)
+        img = photometric(img, rng, self.gamma, self.wide)
         tensor = torch.from_numpy(img.transpose(2, 0, 1).copy()).float().div_(255.0)
         return tensor, torch.from_numpy(boxes), torch.from_numpy(classes)
 

@@ -150,6 +150,10 @@ def parse(argv):
     p.add_argument("--gamma", type=_gamma, default=None, metavar="LO,HI",
                    help="contrast curves of the augmentation, drawn log-uniformly from gamma "
                         "LO to HI (default: 0.6 to 1.6, uniformly, the shipped recipe)")
+    p.add_argument("--augment", choices=["shipped", "wide"], default="shipped",
+                   help="photometric augmentation: the shipped model's, or wide (palettes, "
+                        "contrast curves and windows, noise, sharpening and JPEG towards other "
+                        "scanners; models.data.photometric)")
     p.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                    help="start from the weight average of an earlier run's checkpoint (a "
                         "second stage at a larger --input); optimiser and schedule start afresh")
@@ -228,7 +232,8 @@ def main(argv=None) -> int:
     ema = Ema(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
     dataset = data.TrainSet(train, args.seed, size=args.crop, progress=True,
-                            mosaic=args.mosaic, gamma=args.gamma, input_side=args.input)
+                            mosaic=args.mosaic, gamma=args.gamma, input_side=args.input,
+                            wide=args.augment == "wide")
     per_epoch = len(dataset) // args.batch
     total = per_epoch * args.epochs
     args.out.mkdir(parents=True, exist_ok=True)

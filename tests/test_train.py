@@ -318,3 +318,19 @@ def test_calibration_reads_every_tile_once_chunk_by_chunk():
         while (item := reader.get_next()) is not None:
             seen.append(int(item["images"][0, 0, 0, 0]))
     assert len(reader) == 12 and seen == list(range(12))
+
+
+def test_wide_augmentation_reaches_other_scanners_and_keeps_images_valid():
+    """``--augment wide``: darker contrast curves than the shipped recipe draws; images keep
+    their size and type, and a grey view stays grey through windows, sharpening and JPEG."""
+    from models.train import parse
+    assert parse([]).augment == "shipped" and parse(["--augment", "wide"]).augment == "wide"
+    step = np.full((48, 48, 3), 120, np.uint8)
+    step[:, 24:] = 200
+    for k in range(200):
+        out = data.photometric(step, np.random.default_rng(k), wide=True)
+        assert out.shape == step.shape and out.dtype == np.uint8 and data.is_grey(out)
+    grey = np.full((40, 40, 3), 128, np.uint8)
+    darkest = min(data.photometric(grey, np.random.default_rng(k), wide=True).mean()
+                  for k in range(300))
+    assert darkest < 255 * 0.5 ** 2.0   # beyond the shipped gamma 1.6
