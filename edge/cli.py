@@ -115,8 +115,19 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     table = thresholds_table(version, cal.thresholds)
     out.write_text(json.dumps(table, indent=1) + "\n")
-    print(json.dumps(as_json(cal) | {"out": str(out)}) if args.json
-          else f"{report(cal)}\nwrote {out}")
+    folders = {}
+    if args.by_folder and checked is not None:
+        from edge.tools.calibrate import check, check_json, folder_report
+        folders = {name: check(part, cal.thresholds, det.score_threshold)
+                   for name, part in checked.by_folder().items()}
+    if args.json:
+        extra = {"held_out_by_folder": {k: check_json(c) for k, c in folders.items()}} \
+            if folders else {}
+        print(json.dumps(as_json(cal) | extra | {"out": str(out)}))
+    else:
+        by_folder = f"\nheld-out images by folder, at the thresholds written\n" \
+            f"{folder_report(folders, 'calibrated')}" if folders else ""
+        print(f"{report(cal)}{by_folder}\nwrote {out}")
     return 0
 
 
@@ -782,6 +793,9 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--target-far", type=_unit_interval, default=None, metavar="SHARE",
                         help="thresholds: one threshold for every class, the lowest that "
                              "diverts at most this share of the clear images")
+    p.add_argument("--by-folder", action="store_true", help="thresholds: also judge the --check "
+                   "images of each folder on their own (the simulator writes colour/ and grey/; "
+                   "a scanner shows one of them)")
     p.add_argument("--replay", type=Path, default=None, metavar="OUT",
                    help="thresholds: from a replay's scored parcels (edge replay --report OUT; "
                         "its detections-model1.jsonl, or a detections file)")

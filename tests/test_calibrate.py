@@ -221,3 +221,35 @@ def test_calibrate_thresholds_for_whole_parcels(tmp_path, model, capsys):
     with pytest.raises(SystemExit):
         main(["calibrate", "thresholds", "--data", str(labelled), "--model", str(model),
               "--target-pd", "0.9", "--recall", "0.8"])
+
+
+def test_held_out_images_are_judged_by_folder(tmp_path, model, capsys):
+    """``--by-folder`` splits the --check images by their folder (the simulator's colour/ and
+    grey/) and judges the written thresholds on each."""
+    labelled = write_set(tmp_path)
+    names = {"colour/gun.png": "gun", "colour/clear.png": None, "grey/gun.png": "gun",
+             "grey/knife.png": "knife"}
+    images, annotations = [], []
+    for k, (name, label) in enumerate(names.items(), 1):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        assert cv2.imwrite(str(tmp_path / name), scan(128, 128))
+        images.append({"id": k, "file_name": name, "width": 128, "height": 128})
+        if label:
+            annotations.append({"id": k, "image_id": k, "category_id": 1 + (label == "knife"),
+                                "bbox": [0, 32, 96, 96]})
+    held_out = tmp_path / "held.json"
+    held_out.write_text(json.dumps({"images": images, "annotations": annotations, "categories": [
+        {"id": 1, "name": "gun"}, {"id": 2, "name": "knife"}]}))
+    args = ["calibrate", "thresholds", "--data", str(labelled), "--check", str(held_out),
+            "--model", str(model), "--target-pd", "0.95", "--out", str(tmp_path / "t.json"),
+            "--by-folder"]
+    assert main([*args, "--json"]) == 0
+    folders = json.loads(capsys.readouterr().out)["held_out_by_folder"]
+    assert folders["colour"]["calibrated"] == {"threat_images": 1, "threat_diverted": 1,
+                                               "clear_images": 1, "clear_diverted": 1}
+    assert folders["grey"]["calibrated"] == {"threat_images": 2, "threat_diverted": 2,
+                                             "clear_images": 0, "clear_diverted": 0}
+    assert folders["grey"]["objects"] == {"gun": 1, "knife": 1}
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "colour:" in text and "grey:" in text and "by folder" in text

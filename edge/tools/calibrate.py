@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -54,12 +55,24 @@ class ScoredSet:
     classes: tuple[str, ...]
     acc: Accumulator = field(default_factory=Accumulator)
     images: list[tuple[Detections, Detections]] = field(default_factory=list)  # (found, truth)
+    folders: list[str] = field(default_factory=list)   # each image's folder name, in order
     skipped: list[str] = field(default_factory=list)   # unreadable images, with the reason
     ignored_labels: dict[str, int] = field(default_factory=dict)  # labels the model lacks
 
     def objects(self) -> dict[str, int]:
         counts = self.acc.gt_counts()
         return {name: counts.get(k, 0) for k, name in enumerate(self.classes)}
+
+    def by_folder(self) -> dict[str, ScoredSet]:
+        """The images of each folder as a set of their own (the simulator writes colour/ and
+        grey/: one scanner shows one of them)."""
+        groups: dict[str, ScoredSet] = {}
+        for folder, (found, truth) in zip(self.folders, self.images, strict=True):
+            group = groups.setdefault(folder, ScoredSet(self.classes))
+            group.acc.add(found, truth)
+            group.images.append((found, truth))
+            group.folders.append(folder)
+        return dict(sorted(groups.items()))
 
     def outcome(self, policy: Policy) -> ParcelOutcome:
         result = ParcelOutcome()
@@ -93,6 +106,7 @@ def score_set(detector: Detector, items: Iterable[LabelledImage], iou: float = 0
         found = detect_with(detector.raw, detector.info, image, FLOOR, iou, vote)
         scored.acc.add(found, truth)
         scored.images.append((found, truth))
+        scored.folders.append(Path(item.path).parent.name)
     return scored
 
 
@@ -267,8 +281,8 @@ def parcel_report(cal: ParcelCalibration) -> str:
 
 def parcel_json(cal: ParcelCalibration) -> dict:
     return {"target": {cal.target[0]: cal.target[1]}, "threshold": cal.threshold,
-            "thresholds": cal.thresholds, "on_data": _check_json(cal.on_data),
-            "held_out": None if cal.held_out is None else _check_json(cal.held_out),
+            "thresholds": cal.thresholds, "on_data": check_json(cal.on_data),
+            "held_out": None if cal.held_out is None else check_json(cal.held_out),
             "default_threshold": cal.default_threshold, "skipped": cal.skipped,
             "ignored_labels": cal.ignored_labels}
 
@@ -287,6 +301,15 @@ def _parcel_lines(checked: Check, cal: Calibration) -> list[str]:
             f"clear images {_share(o.clear_diverted, o.clear_images)}"
             for label, o in ((f"calibrated (recall {cal.target:.2f})", checked.calibrated),
                              (f"default {cal.default_threshold:.2f}", checked.default))]
+
+
+def folder_report(checks: dict[str, Check], thresholds_label: str) -> str:
+    """Threat and clear images diverted per folder of the held-out set."""
+    return "\n".join(
+        f"  {name + ':':22s} diverts threat images "
+        f"{_share(c.calibrated.threat_diverted, c.calibrated.threat_images)}, clear images "
+        f"{_share(c.calibrated.clear_diverted, c.calibrated.clear_images)} "
+        f"({thresholds_label})" for name, c in checks.items())
 
 
 def report(cal: Calibration) -> str:
@@ -320,7 +343,7 @@ def report(cal: Calibration) -> str:
     return "\n".join(lines)
 
 
-def _check_json(c: Check) -> dict:
+def check_json(c: Check) -> dict:
     def outcome(o: ParcelOutcome) -> dict:
         return {"threat_images": o.threat_images, "threat_diverted": o.threat_diverted,
                 "clear_images": o.clear_images, "clear_diverted": o.clear_diverted}
@@ -334,8 +357,8 @@ def as_json(cal: Calibration) -> dict:
             "classes": {name: None if p is None else
                         p._asdict() | {"objects": cal.on_data.objects[name]}
                         for name, p in cal.points.items()},
-            "on_data": _check_json(cal.on_data),
-            "held_out": None if cal.held_out is None else _check_json(cal.held_out),
+            "on_data": check_json(cal.on_data),
+            "held_out": None if cal.held_out is None else check_json(cal.held_out),
             "default_threshold": cal.default_threshold, "skipped": cal.skipped,
             "ignored_labels": cal.ignored_labels}
 
