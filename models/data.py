@@ -94,7 +94,10 @@ def is_grey(img: np.ndarray) -> bool:
     return bool(np.array_equal(img[..., 0], img[..., 2]))
 
 
-WIDE_GAMMA = (0.35, 2.8)
+# Wide augmentation stops short of every style models.styles scores (gamma 0.4 and 2.5, a
+# palette turned 90 degrees, noise sigma 16, sharpening 1.5, JPEG quality 30), so that those
+# rows stay held out: they measure how far beyond its training a model carries.
+WIDE_GAMMA = (0.5, 2.0)
 
 
 def photometric(img: np.ndarray, rng: np.random.Generator,
@@ -103,13 +106,13 @@ def photometric(img: np.ndarray, rng: np.random.Generator,
     curves are gamma 0.6-1.6, drawn uniformly (the shipped model's recipe), or drawn
     log-uniformly from ``gamma_range``.
 
-    ``wide`` reaches further, towards what other scanners show: palettes turned up to 100
-    degrees, gamma 0.35-2.8 (log-uniform, unless ``gamma_range``), noise up to sigma 16, and on
+    ``wide`` reaches further, towards what other scanners show: palettes turned up to 70
+    degrees, gamma 0.5-2.0 (log-uniform, unless ``gamma_range``), noise up to sigma 12, and on
     top display windows, sharpening and JPEG compression, which the simulator never makes."""
     grey = is_grey(img)
     if not grey and rng.random() < 0.5:
         hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
-        turn = 50 if wide else 25
+        turn = 35 if wide else 25
         hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + int(rng.integers(-turn, turn + 1))) % 180)
         sat = hsv[..., 1].astype(np.float32) * rng.uniform(0.5, 1.3)
         hsv[..., 1] = sat.clip(0, 255).astype(np.uint8)
@@ -128,7 +131,7 @@ def photometric(img: np.ndarray, rng: np.random.Generator,
     if rng.random() < 0.3:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
     if rng.random() < 0.4:
-        noise = rng.normal(0, rng.uniform(2, 16 if wide else 8), img.shape[:2])[..., None]
+        noise = rng.normal(0, rng.uniform(2, 12 if wide else 8), img.shape[:2])[..., None]
         img = (img.astype(np.float32) + noise).clip(0, 255).astype(np.uint8)
     if wide:
         img = _display(img, rng)
@@ -143,9 +146,9 @@ def _display(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         img = cv2.LUT(img, table)
     if rng.random() < 0.2:
         blurred = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 2.0))
-        img = cv2.addWeighted(img, 1 + (amount := rng.uniform(0.5, 1.5)), blurred, -amount, 0)
+        img = cv2.addWeighted(img, 1 + (amount := rng.uniform(0.3, 1.0)), blurred, -amount, 0)
     if rng.random() < 0.2:
-        quality = int(rng.integers(25, 91))
+        quality = int(rng.integers(45, 91))
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
         img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     return img

@@ -71,7 +71,8 @@ def noisier(sigma: float) -> Style:
     return style
 
 
-# Training augments gamma 0.6-1.6, hue shifts up to 50 degrees, blur and noise of sigma up to 8.
+# The shipped recipe augments gamma 0.6-1.6, hue shifts up to 50 degrees, blur and noise of sigma
+# up to 8; `--augment wide` (models.data.photometric) reaches further but stops short of every row.
 STYLES: dict[str, Style | None] = {
     "as simulated": None,
     "JPEG quality 30": jpeg(30),

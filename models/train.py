@@ -153,7 +153,8 @@ def parse(argv):
     p.add_argument("--augment", choices=["shipped", "wide"], default="shipped",
                    help="photometric augmentation: the shipped model's, or wide (palettes, "
                         "contrast curves and windows, noise, sharpening and JPEG towards other "
-                        "scanners; models.data.photometric)")
+                        "scanners, short of the styles models.styles holds out; "
+                        "models.data.photometric)")
     p.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                    help="start from the weight average of an earlier run's checkpoint (a "
                         "second stage at a larger --input); optimiser and schedule start afresh")
