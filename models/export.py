@@ -142,14 +142,15 @@ def chunk_size(n: int) -> int:
     return max(d for d in range(1, min(n, CALIBRATION_CHUNK) + 1) if n % d == 0)
 
 
-def quantise(fp32: Path, out: Path, tiles: np.ndarray) -> None:
+def quantise(fp32: Path, out: Path, tiles: np.ndarray, reduce_range: bool = True) -> None:
     prepared = out.with_suffix(".pre.onnx")
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     # 7-bit weights (reduce_range): CPUs with AVX2 but no VNNI multiply uint8 activations by
     # int8 weights in pairs summed into int16 (VPMADDUBSW), which saturates with full 8-bit
-    # weights. On such a CPU that cost the shipped model 4.6 points of mAP50; 7 bits cost none.
+    # weights. On such a CPU that cost ParcelNet 4.6 points of mAP50; 7 bits cost none. Lite0
+    # is the other way round (calibration/int8.md): it keeps full 8-bit weights.
     quantize_static(str(prepared), str(out), Tiles(tiles), quant_format=QuantFormat.QDQ,
-                    per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
+                    per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
                     extra_options={"CalibPercentile": 99.999,
                                    "CalibStridedMinMax": chunk_size(len(tiles))})
@@ -201,7 +202,7 @@ def main(argv=None) -> int:
     print(f"fp32 onnx vs torch: max abs difference {err:.2e} over 8 tiles")
     if err > 1e-3:
         raise SystemExit(f"export round trip failed: max abs difference {err}")
-    quantise(fp32, int8, tiles)
+    quantise(fp32, int8, tiles, reduce_range=ckpt["args"].get("backbone") != "lite0")
     print(f"int8: {int8} ({int8.stat().st_size / 1e6:.2f} MB), calibrated on {len(tiles)} "
           f"tiles; fp32: {fp32} ({fp32.stat().st_size / 1e6:.2f} MB)")
     return 0
