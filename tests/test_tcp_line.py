@@ -64,7 +64,11 @@ def test_the_live_loop_inspects_a_tcp_line_stream(tmp_path):
     # Same lines, same code: the verdicts the simulated line gave on this seed.
     recorded = json.loads(RECORDED.read_text())
     got = sorted(((p.seq, int(p.shape[1]), v.action.value) for p, v in verdicts))
-    assert got[:len(recorded)] == [(r["seq"], r["lines"], r["action"]) for r in recorded]
+    want = [(r["seq"], r["lines"], r["action"]) for r in recorded]
+    # Parcels cut at the very end of the 9 s stream depend on when each run stopped reading:
+    # every parcel both runs decided must agree, and that is at least the first ten.
+    common = min(len(got), len(want))
+    assert common >= 10 and got[:common] == want[:common]
     # No camera: parcels are named by sequence.
     assert all(p.id.startswith("UNREAD") for p, _ in verdicts)
 
