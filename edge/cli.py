@@ -126,7 +126,7 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
         print(json.dumps(as_json(cal) | extra | {"out": str(out)}))
     else:
         by_folder = f"\nheld-out images by folder, at the thresholds written\n" \
-            f"{folder_report(folders, 'calibrated')}" if folders else ""
+            f"{folder_report(folders)}" if folders else ""
         print(f"{report(cal)}{by_folder}\nwrote {out}")
     return 0
 

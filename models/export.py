@@ -32,7 +32,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from edge.detect.pre import prepare
 from models import data
 from models.net import BLOCKS, STRIDES, ParcelNet, upgrade_state
-from models.train import MEAN, STD, input_side
+from models.train import MEAN, STD, input_side, stages_of
 from simulator.phantoms import THREAT_CLASSES
 
 OPSET = 17
@@ -55,9 +55,8 @@ def load_ema(checkpoint: Path) -> tuple[ParcelNet, dict]:
 
 
 def metadata(ckpt: dict, name: str, size: int) -> dict[str, str]:
-    args, history = ckpt["args"], ckpt["history"]
-    stages = ckpt.get("stages", []) + [{"input": input_side(ckpt), "epochs": len(history),
-                                        "steps": ckpt["step"]}]
+    args = ckpt["args"]
+    stages = stages_of(ckpt)
     schedule = ", then ".join(f"{s['epochs']} epochs ({s['steps']} steps) at {s['input']} px"
                               for s in stages)
     summary = (f"simulated parcels only: {args['parcels']} parcels x (colour, grey) from the "

@@ -192,6 +192,11 @@ def init_weights(model: torch.nn.Module, ema: Ema, path: Path,
         raise SystemExit(f"--init {path}: its network differs from this one ({err})") from None
     ema.model.load_state_dict(ckpt["ema"])
     print(f"initialised from {path} (trained for a {input_side(ckpt)} px input)", flush=True)
+    return stages_of(ckpt)
+
+
+def stages_of(ckpt: dict) -> list[dict]:
+    """Every stage that made a checkpoint, its own last: input side, epochs and steps each."""
     return ckpt.get("stages", []) + [{"input": input_side(ckpt), "epochs": len(ckpt["history"]),
                                       "steps": ckpt["step"]}]
 

@@ -303,13 +303,13 @@ def _parcel_lines(checked: Check, cal: Calibration) -> list[str]:
                              (f"default {cal.default_threshold:.2f}", checked.default))]
 
 
-def folder_report(checks: dict[str, Check], thresholds_label: str) -> str:
+def folder_report(checks: dict[str, Check]) -> str:
     """Threat and clear images diverted per folder of the held-out set."""
     return "\n".join(
         f"  {name + ':':22s} diverts threat images "
         f"{_share(c.calibrated.threat_diverted, c.calibrated.threat_images)}, clear images "
-        f"{_share(c.calibrated.clear_diverted, c.calibrated.clear_images)} "
-        f"({thresholds_label})" for name, c in checks.items())
+        f"{_share(c.calibrated.clear_diverted, c.calibrated.clear_images)}"
+        for name, c in checks.items())
 
 
 def report(cal: Calibration) -> str:
