@@ -18,6 +18,11 @@ from torch import nn
 
 TAPS = (4, 10, 15)            # block indices whose outputs are strides 8, 16 and 32
 CHANNELS = (40, 112, 320)
+# "Same" padding worked out once for a side of 32 px, a multiple of every stride: any side
+# that is a multiple of 32 (every training crop and every tile the runtime feeds) needs the
+# same padding, so the exported graph holds it as constants (onnxruntime folds constant pads
+# into its convolutions) and takes any such tile.
+SAME_PAD_SIDE = 32
 
 
 def weights_path() -> str:
@@ -26,10 +31,10 @@ def weights_path() -> str:
 
 
 def imagenet_lite0(pretrained: bool = True) -> nn.Module:
-    """The whole classifier; its input must be RGB scaled as (x - 127) / 128, any size."""
+    """The whole classifier; its input must be RGB scaled as (x - 127) / 128, with sides that
+    are multiples of 32."""
     from efficientnet_lite_pytorch import EfficientNet
-    # No image_size: "same" padding worked out per input, so any tile size runs.
-    net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=SAME_PAD_SIDE)
     if pretrained:
         net.load_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True))
     return net

@@ -3,11 +3,13 @@ and reproduce the reference output, the taps sit at strides 8 / 16 / 32 for any 
 the frozen blocks stay frozen, and the detector exports to ONNX with the same outputs."""
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
 
 from models.export import PixelInput, export_fp32, metadata
+from models.graph import computed_pads
 from models.lite0 import TAPS, Lite0Backbone, imagenet_lite0
 from models.net import ParcelNet
 
@@ -79,6 +81,31 @@ def test_the_lite0_detector_exports_with_the_same_outputs(tmp_path):
         want = PixelInput(model).eval()(torch.from_numpy(x)).numpy()
     assert got.shape == want.shape == (2, 16 * 16 + 8 * 8 + 4 * 4, 12)
     np.testing.assert_allclose(got, want, atol=1e-3, rtol=1e-3)
+    # Padding held as constants, so the graph takes any tile of multiples of 32.
+    assert computed_pads(onnx.load(str(path))) == []
+    narrow = np.ascontiguousarray(x[:1, :, :, :64])
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"images": narrow})[0]
+    with torch.no_grad():
+        want = PixelInput(model).eval()(torch.from_numpy(narrow)).numpy()
+    assert got.shape == want.shape == (1, 16 * 8 + 8 * 4 + 4 * 2, 12)
+    np.testing.assert_allclose(got, want, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(224, 224), (448, 352), (96, 160)])
+def test_constant_padding_matches_the_package_s_run_time_padding(shape):
+    """Padding worked out once for sides that are multiples of 32 is the padding the package
+    works out per input for any such side."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from models.lite0 import weights_path
+    ours = imagenet_lite0().eval()
+    theirs = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    theirs.load_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True))
+    x = torch.rand(1, 3, *shape)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.extract_features(x), theirs.eval().extract_features(x),
+                                   atol=0, rtol=0)
 
 
 def test_lite0_training_resumes_and_exports_from_its_checkpoint(tmp_path):

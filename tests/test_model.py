@@ -225,3 +225,79 @@ def test_parcel_benchmark_counts_the_tiles_of_each_parcel(tmp_path):
     for row in figures["rows"]:
         assert row["median_tiles"] == long
         assert 0 < row["median_ms"] <= row["p90_ms"] <= row["max_ms"]
+
+
+def write_conv_model(path, free: bool):
+    """A real convolutional detector whose head follows the tile it is fed: per stride, the
+    average darkness of each cell's pixels is class 0's logit (12 * darkness - 6) and every
+    box reaches one stride from its cell's centre. ``free``: the graph declares its input
+    height and width free, as exported models do."""
+    nodes = [helper.make_node("Cast", ["images"], ["x"], to=TensorProto.FLOAT)]
+    parts = []
+    for s in STRIDES:
+        nodes += [helper.make_node("AveragePool", ["x"], [f"p{s}"], kernel_shape=[s, s],
+                                   strides=[s, s]),
+                  helper.make_node("Conv", [f"p{s}", "w", "b"], [f"c{s}"]),
+                  helper.make_node("Reshape", [f"c{s}", "flat"], [f"r{s}"])]
+        parts.append(f"r{s}")
+    nodes += [helper.make_node("Concat", parts, ["cat"], axis=2),
+              helper.make_node("Transpose", ["cat"], ["preds"], perm=[0, 2, 1])]
+    weight = np.zeros((4 + len(CLASSES), 3, 1, 1), np.float32)
+    weight[4, :, 0, 0] = -12 / (3 * 255)
+    bias = np.array([1, 1, 1, 1, 6, -12], np.float32)
+    side = ["height", "width"] if free else list(SIZE)
+    graph = helper.make_graph(
+        nodes, "darkness",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["B", 3, *side])],
+        [helper.make_tensor_value_info("preds", TensorProto.FLOAT, ["B", "N", 6])],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b"),
+         numpy_helper.from_array(np.array([0, 6, -1], np.int64), "flat")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for key, value in {"classes": json.dumps(CLASSES), "input_size": json.dumps(SIZE),
+                       "strides": json.dumps(STRIDES), "mean": "[0, 0, 0]",
+                       "std": "[255, 255, 255]", "version": "test"}.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    onnx.save(model, path)
+    return path
+
+
+def test_a_free_size_graph_gets_a_short_parcel_in_a_tile_cut_down_to_it(tmp_path):
+    """A parcel shorter along the belt than the tunnel is high fits in one tile; a graph
+    whose input size is free gets that tile cut to the parcel (rounded up to the largest
+    stride) and finds the same objects as the full, white-padded square."""
+    free = Detector(write_conv_model(tmp_path / "free.onnx", free=True))
+    fixed = Detector(write_conv_model(tmp_path / "fixed.onnx", free=False))
+    assert (free.info.fit_to, fixed.info.fit_to) == (32, 0)
+    parcel = np.full((128, 40, 3), 255, np.uint8)   # scale 0.5: 64 x 20 in the input
+    parcel[48:64, 16:32] = 0                         # a dark square: 8 x 8 input pixels
+    info = free.info
+    batch = prepare(parcel, info.input_size, info.mean, info.std, pixels=True, fit_to=32)
+    assert batch.tile_size == (64, 32) and batch.tensor.shape == (1, 3, 64, 32)
+    assert (batch.tensor[0, :, :, 20:] == 255).all()        # the rest of the tile is air
+    assert prepare(parcel, info.input_size, info.mean, info.std, pixels=True).tile_size == SIZE
+    got, want = free.detect(parcel, 0.3), fixed.detect(parcel, 0.3)
+    assert len(want) > 0
+    order = np.lexsort(want.xyxy.T), np.lexsort(got.xyxy.T)
+    np.testing.assert_allclose(got.xyxy[order[1]], want.xyxy[order[0]], atol=1e-4)
+    np.testing.assert_allclose(got.score[order[1]], want.score[order[0]], atol=1e-5)
+    # Boxes come back in the parcel's pixels: the stride-8 cell on the square, centre
+    # (12, 28) in the input, reaches 8 input pixels (16 of the parcel's) each way.
+    assert any(np.allclose(box, [8, 40, 40, 72], atol=1e-3) for box in got.xyxy)
+
+
+def test_long_parcels_keep_full_tiles_when_the_size_is_free():
+    """Tiles of a long parcel share one size (the model's input): only a single tile is cut."""
+    parcel = np.full((64, 300), 255, np.uint8)
+    batch = prepare(parcel, SIZE, (0, 0, 0), (255, 255, 255), pixels=True, fit_to=32)
+    assert batch.tensor.shape == (len(tile_starts(300, 64)), 3, 64, 64)
+    tall = np.full((300, 64), 255, np.uint8)   # letterboxed: 64 x 14 in the input
+    assert prepare(tall, SIZE, (0, 0, 0), (255, 255, 255), pixels=True,
+                   fit_to=32).tile_size == (64, 32)
+
+
+def test_tiles_of_a_batch_run_alone_and_come_back_in_order(tmp_path):
+    det = Detector(write_conv_model(tmp_path / "free.onnx", free=True))
+    tiles = np.random.default_rng(0).integers(0, 256, (3, 3, 64, 64)).astype(np.uint8)
+    together = det.raw(tiles)
+    for k, tile in enumerate(tiles):
+        np.testing.assert_array_equal(together[k], det.raw(tile[None])[0])

@@ -1,8 +1,9 @@
 """The detector runtime: an onnxruntime session built from the model's own metadata.
 
 A model file is self-describing (``models/README.md``): class names, input size, strides and
-normalisation travel in its ``metadata_props``. ``Detector.detect`` runs pre-processing, one
-batched session run over all tiles, and the NumPy post-processing core.
+normalisation travel in its ``metadata_props``; a graph whose input height and width are free
+takes smaller tiles too. ``Detector.detect`` runs pre-processing, a session run per tile, and
+the NumPy post-processing core.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class ModelInfo:
     channel_order: str = "bgr"
     version: str = "unknown"
     pixels: bool = False   # input is uint8 pixels; the graph normalises them itself
+    fit_to: int = 0        # the graph takes any tile whose sides are multiples of this
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str], path: Path | str) -> ModelInfo:
@@ -56,9 +58,9 @@ class ModelInfo:
                              f"of the largest stride {max(info.strides)}")
         return info
 
-    @property
-    def cells(self) -> int:
-        return len(grid(self.input_size, self.strides)[0])
+    def cells(self, tile: tuple[int, int] | None = None) -> int:
+        """Head rows for one tile (default: the full input size)."""
+        return len(grid(tuple(tile or self.input_size), self.strides)[0])
 
 
 def choose_providers(wanted: Sequence[str]) -> list[str]:
@@ -79,9 +81,6 @@ class Detector:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        # No memory arena: it keeps the peak of every batch size it has seen, and an edge box
-        # is small; the cost is a few per cent of inference time.
-        options.enable_cpu_mem_arena = False
         try:
             self.session = ort.InferenceSession(str(self.path), options,
                                                 providers=choose_providers(providers))
@@ -94,18 +93,28 @@ class Detector:
         if model_input.type not in INPUT_TYPES:
             raise ModelError(f"model {self.path}: input must be float32 or uint8, got "
                              f"{model_input.type}")
-        self.info = replace(info, pixels=model_input.type == "tensor(uint8)")
-        self.input_dtype = INPUT_TYPES[model_input.type]
         shape = model_input.shape
         if len(shape) != 4 or shape[1] != 3:
             raise ModelError(f"model {self.path}: input must be [B, 3, H, W], got {shape}")
+        free = not any(isinstance(side, int) for side in shape[2:])
+        self.info = replace(info, pixels=model_input.type == "tensor(uint8)",
+                            fit_to=max(info.strides) if free else 0)
+        self.input_dtype = INPUT_TYPES[model_input.type]
         if warmup:
             self.raw(np.zeros((1, 3, *self.info.input_size), self.input_dtype))
 
     def raw(self, tensor: np.ndarray) -> np.ndarray:
-        """Bare session run: [B, 3, H, W] -> head output [B, N, 4 + C], shape checked."""
-        out = self.session.run(None, {self.input_name: tensor})[0]
-        expected = (tensor.shape[0], self.info.cells, 4 + len(self.info.classes))
+        """[B, 3, H, W] -> head output [B, N, 4 + C], shape checked. Tiles run one at a
+        time: on two cores a batch of two takes twice as long as one tile anyway, and
+        onnxruntime's memory arena (which spares the allocator hundreds of large buffers per
+        run) then holds one tile's worth, not a whole batch's."""
+        if len(tensor) == 1:
+            out = self.session.run(None, {self.input_name: tensor})[0]
+        else:
+            out = np.concatenate([self.session.run(None, {self.input_name: tile[None]})[0]
+                                  for tile in tensor])
+        expected = (tensor.shape[0], self.info.cells(tensor.shape[2:]),
+                    4 + len(self.info.classes))
         if out.shape != expected:
             raise ModelError(f"model {self.path}: output shape {out.shape}, expected {expected} "
                              f"from its metadata")
@@ -122,7 +131,7 @@ def detect_with(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo, image:
     """Pre-process, run ``raw`` (any forward pass honouring the head contract: an onnxruntime
     session here, the torch network in training) and post-process, in ``image``'s pixels."""
     batch = prepare(image, info.input_size, info.mean, info.std, info.channel_order,
-                    pixels=info.pixels)
+                    pixels=info.pixels, fit_to=info.fit_to)
     return postprocess(raw(batch.tensor), batch, info, thresholds, iou_threshold, vote)
 
 
@@ -130,6 +139,6 @@ def postprocess(out: np.ndarray, batch: Batch, info: ModelInfo,
                 thresholds: float | Sequence[float], iou_threshold: float,
                 vote: bool = False) -> Detections:
     """Head output of every tile of ``batch`` -> one set of detections in image pixels."""
-    found = decode_tiles(out, batch.offsets, batch.scale, batch.image_shape, info.input_size,
+    found = decode_tiles(out, batch.offsets, batch.scale, batch.image_shape, batch.tile_size,
                          info.strides, np.asarray(thresholds, np.float32))
     return merge_tiles([found], iou_threshold, vote)

@@ -3,7 +3,10 @@ INT8 calibration and replay (calibrate on exactly what production feeds the mode
 
 Ordinary images are letterboxed into the model's square input. Parcels much longer than they
 are tall are scaled so their height fills the input, then cut into overlapping tiles along the
-belt, batched into one session run. Padding is white: air, in an X-ray image.
+belt. Padding is white: air, in an X-ray image. A model whose graph takes any tile size gets
+an image that fits in one tile cut down to the image, rounded up to a multiple of its largest
+stride, rather than padded out to the full square: most parcels are shorter along the belt
+than the tunnel is high.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ class Batch:
     offsets: np.ndarray
     scale: float
     image_shape: tuple[int, int]
+
+    @property
+    def tile_size(self) -> tuple[int, int]:
+        """(H, W) of every tile: the model's input size, or less for a fitted single tile."""
+        return self.tensor.shape[2], self.tensor.shape[3]
 
 
 def as_bgr8(image: np.ndarray) -> np.ndarray:
@@ -61,14 +69,17 @@ def tile_starts(length: int, tile: int, overlap: float = MIN_OVERLAP) -> np.ndar
 
 
 def prepare(image: np.ndarray, input_size: tuple[int, int], mean, std,
-            channel_order: str = "bgr", max_tiles: int = 8, pixels: bool = False) -> Batch:
+            channel_order: str = "bgr", max_tiles: int = 8, pixels: bool = False,
+            fit_to: int = 0) -> Batch:
     """Image -> Batch: letterbox (scale to fit) or, for long images, tiles along x.
     ``pixels``: the model takes uint8 pixels and normalises them itself (mean and std unused
-    here), which leaves pre-processing a resize and a copy."""
+    here), which leaves pre-processing a resize and a copy. ``fit_to``: the model takes any
+    tile whose sides are multiples of this; an image that fits in one tile gets a tile cut
+    down to it (0: every tile is ``input_size``)."""
     bgr = as_bgr8(image)
     h, w = bgr.shape[:2]
-    in_h, in_w = input_size
-    layout = _layout(h, w, in_h, in_w, max_tiles)
+    layout = _layout(h, w, *input_size, max_tiles, fit_to)
+    in_h, in_w = layout.tile
     resized = shrink(bgr, layout.width, layout.height)[:in_h]
     rows = resized.shape[0]
     planes = resized.transpose(2, 0, 1)   # a view: channel, row, column
@@ -97,17 +108,19 @@ def prepare(image: np.ndarray, input_size: tuple[int, int], mean, std,
 @dataclass(frozen=True)
 class _Layout:
     """Where an image of a given size goes in the model input: its scale, its scaled size,
-    and the x start of each tile (``offsets`` as float32 [B, 2], read-only)."""
+    the x start of each tile (``offsets`` as float32 [B, 2], read-only) and the tiles' size."""
 
     scale: float
     width: int
     height: int
     starts: tuple[int, ...]
     offsets: np.ndarray
+    tile: tuple[int, int]
 
 
 @functools.lru_cache(maxsize=1024)
-def _layout(h: int, w: int, in_h: int, in_w: int, max_tiles: int) -> _Layout:
+def _layout(h: int, w: int, in_h: int, in_w: int, max_tiles: int, fit_to: int = 0
+            ) -> _Layout:
     # One scanner's parcels share their height, and their lengths (in lines) repeat: a few
     # hundred sizes, each worked out once.
     # Height fills the input; long images tile along x, short ones letterbox.
@@ -121,7 +134,11 @@ def _layout(h: int, w: int, in_h: int, in_w: int, max_tiles: int) -> _Layout:
     offsets = np.zeros((len(starts), 2), np.float32)
     offsets[:, 0] = starts
     offsets.setflags(write=False)
-    return _Layout(float(scale), scaled_w, scaled_h, starts, offsets)
+    tile = (in_h, in_w)
+    if fit_to and len(starts) == 1:
+        tile = (min(in_h, -(-scaled_h // fit_to) * fit_to),
+                min(in_w, -(-scaled_w // fit_to) * fit_to))
+    return _Layout(float(scale), scaled_w, scaled_h, starts, offsets, tile)
 
 
 @functools.lru_cache(maxsize=8)

@@ -158,6 +158,7 @@ def bench_parcels(paths, images: Sequence[np.ndarray], repeats: int = 5,
     dets = [Detector(p, threads=threads) for p in paths]
     per_parcel = np.zeros((len(dets), len(images)))
     tiles = np.zeros((len(dets), len(images)), np.int64)
+    widths = np.zeros((len(dets), len(images)), np.int64)
     for j, image in enumerate(images):
         for i, det in enumerate(dets):
             det.detect(image)
@@ -168,8 +169,9 @@ def bench_parcels(paths, images: Sequence[np.ndarray], repeats: int = 5,
                 times.append(time.perf_counter() - start)
             per_parcel[i, j] = np.median(times) * 1e3
             info = det.info
-            tiles[i, j] = len(prepare(image, info.input_size, info.mean, info.std,
-                                      info.channel_order, pixels=info.pixels).offsets)
+            batch = prepare(image, info.input_size, info.mean, info.std, info.channel_order,
+                            pixels=info.pixels, fit_to=info.fit_to)
+            tiles[i, j], widths[i, j] = len(batch.offsets), batch.tile_size[1]
     rows = []
     for i, det in enumerate(dets):
         rows.append({"model": str(paths[i]), "version": det.info.version,
@@ -177,7 +179,8 @@ def bench_parcels(paths, images: Sequence[np.ndarray], repeats: int = 5,
                      "median_ms": round(float(np.median(per_parcel[i])), 1),
                      "p90_ms": round(float(np.percentile(per_parcel[i], 90)), 1),
                      "max_ms": round(float(per_parcel[i].max()), 1),
-                     "median_tiles": float(np.median(tiles[i]))})
+                     "median_tiles": float(np.median(tiles[i])),
+                     "median_tile_width": float(np.median(widths[i]))})
     return {"threads": threads, "parcels": len(images), "repeats": repeats,
             "median_image": [int(np.median([im.shape[k] for im in images])) for k in (0, 1)],
             "rows": rows}
@@ -197,7 +200,7 @@ def bench_stages(model_path, image: np.ndarray, repeats: int = 200) -> dict:
 
     def pre():
         return prepare(image, info.input_size, info.mean, info.std, info.channel_order,
-                       pixels=info.pixels)
+                       pixels=info.pixels, fit_to=info.fit_to)
 
     batch = pre()
     raw = det.raw(batch.tensor)
@@ -217,7 +220,7 @@ def bench_stages(model_path, image: np.ndarray, repeats: int = 200) -> dict:
     # caches. The gap to the figures above is what running the model (or anything else for a
     # few milliseconds) leaves cold, not work the stages do.
     warm = {name: _median_ms(stages[name], (), repeats) for name in ("pre", "post")}
-    candidates = sum(len(decode_select(tile, info.input_size, info.strides, np.float32(conf)))
+    candidates = sum(len(decode_select(tile, batch.tile_size, info.strides, np.float32(conf)))
                      for tile in raw)
     return {"model": str(model_path), "image": list(image.shape), "tiles": len(batch.offsets),
             "candidates": candidates, "kept": len(post()),

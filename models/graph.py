@@ -1,0 +1,181 @@
+"""Make an exported detector take any tile size, with its padding held as constants.
+
+    python -m models.graph models/lite0/lite0.int8.onnx
+
+Lite0 files exported before ``models.lite0.SAME_PAD_SIDE`` worked out their "same" padding
+in the graph, from the input's shape, with the export's side folded in as a constant: fed
+another size they pad it back to the export's, and onnxruntime cannot fold padding computed at
+run time into its convolutions. For sides that are multiples of 32 the padding is the same
+whatever the side, so this evaluates it once at the file's own input size, stores it as
+constants, drops the shape arithmetic, and declares the input's height and width free. The
+weights, the quantisation and the outputs at the file's input size are unchanged.
+
+    python -m models.graph models/lite0/lite0.int8.onnx --float --out /tmp/lite0.float.onnx
+
+writes the same network in float32 with the INT8 file's weights (quantisation nodes removed):
+the float graph to time beside the INT8 one where the export's own FP32 file is not at hand.
+Its accuracy is not the FP32 export's: its weights keep their 8-bit rounding.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper, numpy_helper
+
+
+def computed_pads(proto: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """Pad nodes whose amounts the graph works out from a tensor's shape at run time."""
+    made_by = {o: n for n in proto.graph.node for o in n.output}
+
+    def from_a_shape(name: str, seen: set[str]) -> bool:
+        node = made_by.get(name)
+        if node is None or name in seen:
+            return False
+        seen.add(name)
+        return node.op_type == "Shape" or any(from_a_shape(i, seen) for i in node.input if i)
+
+    return [n for n in proto.graph.node
+            if n.op_type == "Pad" and len(n.input) > 1 and from_a_shape(n.input[1], set())]
+
+
+def input_side(proto: onnx.ModelProto) -> tuple[int, int]:
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4 or not all(d.HasField("dim_value") for d in dims[2:]):
+        raise ValueError("the graph's input must be [B, 3, H, W] with a fixed H and W")
+    return dims[2].dim_value, dims[3].dim_value
+
+
+def free_input_size(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``proto`` with constant padding and a free input height and width."""
+    pads = computed_pads(proto)
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    if pads:
+        values = _evaluate(proto, [p.input[1] for p in pads])
+        nodes = {n.name: n for n in out.graph.node}
+        for pad, value in zip(pads, values, strict=True):
+            name = f"{pad.name}/pads"
+            out.graph.initializer.append(numpy_helper.from_array(value.astype(np.int64), name))
+            nodes[pad.name].input[1] = name
+        _drop_unused(out.graph)
+    for index, name in ((2, "height"), (3, "width")):
+        dim = out.graph.input[0].type.tensor_type.shape.dim[index]
+        dim.ClearField("dim_value")
+        dim.dim_param = name
+    # Shapes inferred for the old input size would contradict the new one.
+    del out.graph.value_info[:]
+    onnx.checker.check_model(out)
+    return out
+
+
+def dequantised(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A float32 copy of a QDQ graph: quantised weights turned back into float initializers,
+    activation quantise / dequantise pairs removed. The quantiser folds a ReLU or ReLU6 into the
+    range of the convolution's output, so a pair after a convolution whose range starts at
+    zero becomes a Clip to that range (the activation's bounds, without the rounding)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    graph = out.graph
+    inits = {i.name: i for i in graph.initializer}
+    rename: dict[str, str] = {}
+    float_weights = []
+    kept = []
+    made_by = {o: n.op_type for n in graph.node for o in n.output}
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in inits:
+            q = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
+            scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+            zero = (numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
+                    if len(node.input) > 2 and node.input[2] else np.float32(0))
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            if scale.ndim:   # per channel, along ``axis``
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                scale, zero = scale.reshape(shape), np.reshape(zero, shape)
+            float_weights.append(numpy_helper.from_array((q - zero) * scale, node.output[0]))
+        elif node.op_type == "QuantizeLinear":
+            scale = float(numpy_helper.to_array(inits[node.input[1]]))
+            zero = int(numpy_helper.to_array(inits[node.input[2]])) if len(node.input) > 2 \
+                else 0
+            rename[node.output[0]] = node.input[0]
+            if zero == 0 and made_by.get(node.input[0]) == "Conv":
+                bounds = [numpy_helper.from_array(np.array(v, np.float32), f"{node.name}/{k}")
+                          for k, v in (("low", 0.0), ("high", 255 * scale))]
+                float_weights.extend(bounds)
+                clipped = f"{node.name}/clipped"
+                kept.append(helper.make_node("Clip", [node.input[0], bounds[0].name,
+                                                      bounds[1].name], [clipped],
+                                             name=f"{node.name}/clip"))
+                rename[node.output[0]] = clipped
+        elif node.op_type == "DequantizeLinear" and node.input[0] in rename:
+            rename[node.output[0]] = rename[node.input[0]]
+        else:
+            kept.append(node)
+    for node in kept:
+        for k, name in enumerate(node.input):
+            node.input[k] = rename.get(name, name)
+    for output in graph.output:
+        output.name = rename.get(output.name, output.name)
+    del graph.node[:]
+    graph.node.extend(kept)
+    graph.initializer.extend(float_weights)
+    _drop_unused(graph)
+    del graph.value_info[:]
+    onnx.checker.check_model(out)
+    return out
+
+
+def _evaluate(proto: onnx.ModelProto, names: list[str]) -> list[np.ndarray]:
+    probe = onnx.ModelProto()
+    probe.CopyFrom(proto)
+    for name in names:
+        probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.INT64,
+                                                                None))
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    model_input = session.get_inputs()[0]
+    dtype = np.uint8 if model_input.type == "tensor(uint8)" else np.float32
+    return session.run(names, {model_input.name: np.zeros((1, 3, *input_side(proto)), dtype)})
+
+
+def _drop_unused(graph: onnx.GraphProto) -> None:
+    while True:
+        read = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        kept = [n for n in graph.node if any(o in read for o in n.output)]
+        if len(kept) == len(graph.node):
+            break
+        del graph.node[:]
+        graph.node.extend(kept)
+    read = {i for n in graph.node for i in n.input}
+    kept = [i for i in graph.initializer if i.name in read]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="where to write (default: in place)")
+    p.add_argument("--float", action="store_true",
+                   help="also remove the quantisation: float32 with the file's INT8 weights")
+    args = p.parse_args(argv)
+    if args.float and args.out is None:
+        p.error("--float needs --out: it would replace the quantised file")
+    proto = onnx.load(str(args.model))
+    before = len(computed_pads(proto))
+    fixed = free_input_size(proto)
+    if args.float:
+        fixed = dequantised(fixed)
+    onnx.save(fixed, str(args.out or args.model))
+    print(f"{args.out or args.model}: {before} computed paddings made constant, "
+          f"{len(proto.graph.node) - len(fixed.graph.node)} nodes dropped, input "
+          f"[B, 3, height, width]")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
