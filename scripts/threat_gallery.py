@@ -30,7 +30,8 @@ inside its box, where its own H > ``OWN_ATT``; all in the training image's pixel
   under 20 of 20,000 photons, rendered darker than 11/255); hidden: the same for the
   background alone (clutter that already stops the beam before the threat adds anything);
 - width: the threat's mean width across its long axis (|P| / length) in model-input pixels
-  (the runtime scales the parcel height, 768 mm of tunnel, to a 320 px input);
+  (the runtime scales the parcel height, 768 mm of tunnel, to the model's input side: 448 px
+  for the shipped model);
 - foreshort: the projected length (long axis of P) over the same item's length lying flat
   (seen end-on, a baton or a pipe bomb is a dark blob whatever its class); edge_on: the same
   for its mean width (a knife or a shuriken seen on its edge is a thin bar);
@@ -79,7 +80,8 @@ OWN_ATT = 0.05          # a pixel belongs to the threat where its own H exceeds 
 SAT_ATT = float(np.log(1000.0))   # total H above this: transmission < 1e-3
 VISIBLE_DG = 8.0        # grey levels (of 255) a pixel must darken by to show the threat
 VISIBLE_DE = 10.0       # or its colour change (8-bit CIELAB distance) in the pseudo-colour
-MODEL_INPUT = 320       # models.data.INPUT: parcel height -> this many input pixels
+MODEL_INPUT = 320       # models.data.INPUT: the first training stage's input (crop fates)
+runtime_input = 448     # the detector's input side (set from --model): what "in" measures
 HARD = ("knife", "baton", "explosive", "gun_part")
 EASY = ("gun", "shuriken", "ammunition", "blade")
 # Benign families that share a threat class's silhouette or material (see the module
@@ -236,7 +238,7 @@ def measures(box, alone_hi, alone_lo, contrib, total, height: int, total_lo=None
     hh, ww = own.shape
     centre = own[hh // 3:max(2 * hh // 3, hh // 3 + 1), ww // 3:max(2 * ww // 3, ww // 3 + 1)]
     out["centre_fill"] = float(centre.mean()) if centre.size else 0.0
-    scale = MODEL_INPUT / height
+    scale = runtime_input / height
     out["box_model"] = max(x1 - x0, y1 - y0) * scale
     if n == 0:
         out.update(share=0.0, dG=0.0, vis=0.0, dE=0.0, vis_colour=0.0, cnr=0.0, sat=0.0,
@@ -523,6 +525,8 @@ def main() -> None:
     if args.model and Path(args.model).is_file():
         from edge.detect.model import Detector
         detector = Detector(args.model, threads=2)
+        global runtime_input
+        runtime_input = detector.info.input_size[0]
 
     instances: list[dict] = []
     benign: list[dict] = []

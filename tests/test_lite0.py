@@ -74,23 +74,18 @@ def test_the_lite0_detector_exports_with_the_same_outputs(tmp_path):
                   "ema": model.state_dict()}
     path = tmp_path / "lite0.fp32.onnx"
     export_fp32(model, metadata(checkpoint, "lite0", 128), path, 128)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).integers(0, 256, (2, 3, 128, 128)).astype(np.uint8)
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
-        None, {"images": x})[0]
-    with torch.no_grad():
-        want = PixelInput(model).eval()(torch.from_numpy(x)).numpy()
-    assert got.shape == want.shape == (2, 16 * 16 + 8 * 8 + 4 * 4, 12)
-    np.testing.assert_allclose(got, want, atol=1e-3, rtol=1e-3)
-    # Padding held as constants, so the graph takes any tile of multiples of 32.
+    # The export's own size, then a narrower tile: the padding is held as constants, so
+    # the graph takes any tile of multiples of 32.
+    for tiles, cells in ((x, 16 * 16 + 8 * 8 + 4 * 4),
+                         (np.ascontiguousarray(x[:1, :, :, :64]), 16 * 8 + 8 * 4 + 4 * 2)):
+        got = session.run(None, {"images": tiles})[0]
+        with torch.no_grad():
+            want = PixelInput(model).eval()(torch.from_numpy(tiles)).numpy()
+        assert got.shape == want.shape == (len(tiles), cells, 12)
+        np.testing.assert_allclose(got, want, atol=1e-3, rtol=1e-3)
     assert computed_pads(onnx.load(str(path))) == []
-    narrow = np.ascontiguousarray(x[:1, :, :, :64])
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
-        None, {"images": narrow})[0]
-    with torch.no_grad():
-        want = PixelInput(model).eval()(torch.from_numpy(narrow)).numpy()
-    assert got.shape == want.shape == (1, 16 * 8 + 8 * 4 + 4 * 2, 12)
-    np.testing.assert_allclose(got, want, atol=1e-3, rtol=1e-3)
-
 
 @pytest.mark.parametrize("shape", [(224, 224), (448, 352), (96, 160)])
 def test_constant_padding_matches_the_package_s_run_time_padding(shape):
