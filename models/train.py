@@ -34,7 +34,10 @@ MEAN, STD = (0.0, 0.0, 0.0), (255.0, 255.0, 255.0)
 
 
 def model_info(size: int = data.INPUT) -> ModelInfo:
-    return ModelInfo(THREAT_CLASSES, (size, size), STRIDES, MEAN, STD, "bgr")
+    # Validated as the runtime runs the exported graph: a parcel that fits in one tile gets a
+    # tile cut down to it.
+    return ModelInfo(THREAT_CLASSES, (size, size), STRIDES, MEAN, STD, "bgr",
+                     fit_to=max(STRIDES))
 
 
 def input_side(ckpt: dict) -> int:
