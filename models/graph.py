@@ -43,7 +43,7 @@ def computed_pads(proto: onnx.ModelProto) -> list[onnx.NodeProto]:
             if n.op_type == "Pad" and len(n.input) > 1 and from_a_shape(n.input[1], set())]
 
 
-def input_side(proto: onnx.ModelProto) -> tuple[int, int]:
+def fixed_input_size(proto: onnx.ModelProto) -> tuple[int, int]:
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     if len(dims) != 4 or not all(d.HasField("dim_value") for d in dims[2:]):
         raise ValueError("the graph's input must be [B, 3, H, W] with a fixed H and W")
@@ -139,7 +139,7 @@ def _evaluate(proto: onnx.ModelProto, names: list[str]) -> list[np.ndarray]:
     session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     model_input = session.get_inputs()[0]
     dtype = np.uint8 if model_input.type == "tensor(uint8)" else np.float32
-    return session.run(names, {model_input.name: np.zeros((1, 3, *input_side(proto)), dtype)})
+    return session.run(names, {model_input.name: np.zeros((1, 3, *fixed_input_size(proto)), dtype)})
 
 
 def _drop_unused(graph: onnx.GraphProto) -> None:
