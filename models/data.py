@@ -8,7 +8,9 @@ and images from 500 to 3,000 pixels a side.
 
 from __future__ import annotations
 
+import argparse
 import json
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,3 +286,29 @@ def collate(batch):
     for k, (_, b, c) in enumerate(batch):
         boxes[k, :len(b)], classes[k, :len(c)], valid[k, :len(b)] = b, c, True
     return images, boxes, classes, valid
+
+
+def main(argv=None) -> int:
+    """Simulate a labelled set on its own: the calibration parcels ``make train`` chooses the
+    operating point on, more than the validation set it trains with."""
+    p = argparse.ArgumentParser(description="Simulate labelled parcels into OUT/shard-k "
+                                            "(finished shards are reused)")
+    p.add_argument("out", type=Path)
+    p.add_argument("--parcels", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True,
+                   help="the split's seed (models.train uses 1, 1001 and 2001 for training, "
+                        "validation and test)")
+    p.add_argument("--workers", type=int, default=2)
+    args = p.parse_args(argv)
+    if args.parcels < 1:
+        p.error(f"--parcels must be at least 1, got {args.parcels}")
+    started = time.time()
+    folders = generate(args.out, args.parcels, args.seed, args.workers,
+                       shards=max(1, min(8, args.parcels // 10)))
+    images = sum(len(coco_records(f)) for f in folders)
+    print(f"{args.out}: {images} images in {len(folders)} shards ({time.time() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

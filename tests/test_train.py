@@ -334,3 +334,21 @@ def test_wide_augmentation_reaches_other_scanners_and_keeps_images_valid():
     darkest = min(data.photometric(grey, np.random.default_rng(k), wide=True).mean()
                   for k in range(300))
     assert darkest < 255 * 0.5 ** 1.8   # beyond the shipped gamma 1.6
+
+
+def test_a_labelled_set_is_simulated_on_its_own_and_reused(tmp_path, capsys):
+    """``python -m models.data``: the calibration set ``make train`` chooses thresholds on."""
+    from models.data import coco_records
+    from models.data import main as simulate
+
+    out = tmp_path / "calib"
+    assert simulate([str(out), "--parcels", "2", "--seed", "5", "--workers", "1"]) == 0
+    annotations = out / "shard-0" / "annotations.json"
+    records = coco_records(out / "shard-0")
+    assert len(records) == 4   # two parcels, each in colour and grey
+    assert "4 images in 1 shards" in capsys.readouterr().out
+    written = annotations.stat().st_mtime_ns
+    assert simulate([str(out), "--parcels", "2", "--seed", "5", "--workers", "1"]) == 0
+    assert annotations.stat().st_mtime_ns == written   # finished shards are not simulated again
+    with pytest.raises(SystemExit):
+        simulate([str(out), "--parcels", "0", "--seed", "5"])
