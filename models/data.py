@@ -51,9 +51,12 @@ def _shard(args) -> dict:
     return write_dataset(config, count, Path(out), seed=seed, raw_and_photo=False)
 
 
-def generate(root: Path, parcels: int, seed: int, workers: int = 2, shards: int = 8,
+def generate(root: Path, parcels: int, seed: int, workers: int = 2, shards: int | None = None,
              threat_share: float = 0.7) -> list[Path]:
-    """Simulate ``parcels`` parcels into ``root/shard-k`` folders; reuses finished shards."""
+    """Simulate ``parcels`` parcels into ``root/shard-k`` folders (by default one per ten
+    parcels, one to eight); reuses finished shards."""
+    if shards is None:
+        shards = max(1, min(8, parcels // 10))
     per = -(-parcels // shards)
     jobs, folders = [], []
     for k in range(shards):
@@ -303,8 +306,7 @@ def main(argv=None) -> int:
     if args.parcels < 1:
         p.error(f"--parcels must be at least 1, got {args.parcels}")
     started = time.time()
-    folders = generate(args.out, args.parcels, args.seed, args.workers,
-                       shards=max(1, min(8, args.parcels // 10)))
+    folders = generate(args.out, args.parcels, args.seed, args.workers)
     images = sum(len(coco_records(f)) for f in folders)
     print(f"{args.out}: {images} images in {len(folders)} shards ({time.time() - started:.0f} s)")
     return 0

@@ -217,7 +217,7 @@ def real_records(paths: list[Path]) -> list[data.Record]:
 
 
 def split_records(cache: Path, name: str, parcels: int, seed: int) -> list[data.Record]:
-    folders = data.generate(cache / name, parcels, seed, shards=max(1, min(8, parcels // 10)))
+    folders = data.generate(cache / name, parcels, seed)
     return [r for f in folders for r in data.coco_records(f)]
 
 

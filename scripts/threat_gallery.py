@@ -81,7 +81,7 @@ SAT_ATT = float(np.log(1000.0))   # total H above this: transmission < 1e-3
 VISIBLE_DG = 8.0        # grey levels (of 255) a pixel must darken by to show the threat
 VISIBLE_DE = 10.0       # or its colour change (8-bit CIELAB distance) in the pseudo-colour
 MODEL_INPUT = 320       # models.data.INPUT: the first training stage's input (crop fates)
-runtime_input = 448     # the detector's input side (set from --model): what "in" measures
+RUNTIME_INPUT = 448     # the shipped detector's input side, when no --model is run
 HARD = ("knife", "baton", "explosive", "gun_part")
 EASY = ("gun", "shuriken", "ammunition", "blade")
 # Benign families that share a threat class's silhouette or material (see the module
@@ -225,7 +225,8 @@ def colour_difference(box, total, total_lo, contrib, contrib_lo, own, boundaries
 
 
 def measures(box, alone_hi, alone_lo, contrib, total, height: int, total_lo=None,
-             contrib_lo=None, boundaries=None) -> dict:
+             contrib_lo=None, boundaries=None, input_side: int = RUNTIME_INPUT) -> dict:
+    """``input_side``: the detector's input side, which the parcel height is scaled to."""
     x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
     x1, y1 = int(np.ceil(box[2])), int(np.ceil(box[3]))
     win = np.s_[y0:y1, x0:x1]
@@ -238,7 +239,7 @@ def measures(box, alone_hi, alone_lo, contrib, total, height: int, total_lo=None
     hh, ww = own.shape
     centre = own[hh // 3:max(2 * hh // 3, hh // 3 + 1), ww // 3:max(2 * ww // 3, ww // 3 + 1)]
     out["centre_fill"] = float(centre.mean()) if centre.size else 0.0
-    scale = runtime_input / height
+    scale = input_side / height
     out["box_model"] = max(x1 - x0, y1 - y0) * scale
     if n == 0:
         out.update(share=0.0, dG=0.0, vis=0.0, dE=0.0, vis_colour=0.0, cnr=0.0, sat=0.0,
@@ -525,8 +526,7 @@ def main() -> None:
     if args.model and Path(args.model).is_file():
         from edge.detect.model import Detector
         detector = Detector(args.model, threads=2)
-        global runtime_input
-        runtime_input = detector.info.input_size[0]
+    input_side = detector.info.input_size[0] if detector is not None else RUNTIME_INPUT
 
     instances: list[dict] = []
     benign: list[dict] = []
@@ -610,7 +610,7 @@ def main() -> None:
                 contrib_lo = rs_full_lo - resample(scanner, placed, first, count, wo_lo)
                 box = boxes[k]
                 m = measures(box, a_hi, a_lo, contrib, total, height, total_lo, contrib_lo,
-                             boundaries)
+                             boundaries, input_side)
                 own_stats = footprint_stats(fp, scfg.pitch_mm)
                 # Foreshortening: its projected length against the same item lying flat.
                 lying = project(record["threat_item"][id(fp)], np.eye(3), (0.0, 0.0),
