@@ -109,6 +109,7 @@ class Hub:
         self._hung: dict[str, float] = {}    # detector thread -> start of the call reported
         self._stop = threading.Event()
         self._capturing = threading.Event()   # the scanner is expected to deliver lines
+        self._halt = threading.Event()        # ends ``run`` as its duration would
         self._emit_lock = threading.Lock()
         self.store_writer: StoreWriter | None = None   # the parcel store's writer, once kept
 
@@ -391,6 +392,11 @@ class Hub:
                                     "restarted")
                 time.sleep(0.01)
 
+    def halt(self) -> None:
+        """Ends a ``run`` from another thread as its duration would: capture stops, and the
+        parcels already cut are inspected and answered for."""
+        self._halt.set()
+
     def run(self, duration_s: float | None = None) -> dict:
         self.faults.restart_clock()
         threads = [threading.Thread(target=self._supervised, args=(f"detect-{k}",
@@ -409,7 +415,8 @@ class Hub:
         self._last_block_at = started
         self._capturing.set()
         try:
-            while duration_s is None or time.monotonic() - started < duration_s:
+            while not self._halt.is_set() and (
+                    duration_s is None or time.monotonic() - started < duration_s):
                 try:
                     seq = self._capture_once(seq)
                 except EndOfStream:

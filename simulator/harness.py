@@ -208,16 +208,23 @@ def print_verdict_and_truth(parcel: Parcel, verdict: Verdict) -> None:
           f"simulated threats: {truth}", flush=True)
 
 
-def seed7_verdicts(calibration_dir: Path, seconds: float = 9.0) -> tuple[list[dict], dict]:
+def seed7_verdicts(calibration_dir: Path, parcels: int = 12,
+                   limit_s: float = 60.0) -> tuple[list[dict], dict]:
     """The run ``tests/data/verdicts_seed7.json`` records (the shipped model on seed 7, the
-    diverter far enough for a busy machine to inspect every parcel): its verdicts in seq
+    diverter far enough for a busy machine to inspect every parcel), ended once ``parcels``
+    verdicts are in (a busy machine renders the stream more slowly): its verdicts in seq
     order (seq, parcel ID, lines, action, simulated truth) and its summary."""
     config = EdgeConfig(scanner={"seed": 7, "belt_speed_mm_s": 1500, "threat_share": 0.5},
                         plc={"type": "none", "diverter_distance_mm": 9000},
                         calibration_dir=calibration_dir)
     seen = []
-    hub = SimulatedHub(config, log=lambda _: None, show=lambda p, v: seen.append(
-        {"seq": p.seq, "id": p.id, "lines": int(p.shape[1]), "action": v.action.value,
-         "truth": sorted(p.truth_labels)}))
-    summary = hub.run(seconds)
+
+    def show(p: Parcel, v: Verdict) -> None:
+        seen.append({"seq": p.seq, "id": p.id, "lines": int(p.shape[1]),
+                     "action": v.action.value, "truth": sorted(p.truth_labels)})
+        if len(seen) >= parcels:
+            hub.halt()
+
+    hub = SimulatedHub(config, log=lambda _: None, show=show)
+    summary = hub.run(limit_s)
     return sorted(seen, key=lambda row: row["seq"]), summary
