@@ -45,17 +45,22 @@ test-fast: dev
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # Simulate, train, export and quantise the shipped model, print FP32 against INT8 accuracy on the
-# simulated test set, then choose the operating point (calibration/thresholds.json) on a
-# calibration set of CALIB_PARCELS simulated parcels of their own (a 95 % share of threat
-# images needs more than the 120 validation parcels to pin down) and check it on the test set,
-# colour and grey apart. EfficientNet-Lite0 from its ImageNet weights by default
-# (MODEL=parcelnet FINE_EPOCHS=0: our own network from random weights, one stage). Two stages:
-# EPOCHS at the 320 px input, then FINE_EPOCHS at FINE_INPUT from the first stage's weights
-# (finer pixels for thin and small threats). About 147 minutes on two quiet CPU cores from
-# nothing (simulation 9, first stage 70, second 58, export and evaluation 6, calibration set
-# and thresholds 4); a GPU when torch sees one. Interrupted, run it again with ARGS=--resume.
+# simulated test set; then its second look (models/verify.py): the model's candidate boxes on
+# the training, validation and calibration parcels, cut from the full-resolution images,
+# train a classifier that rescores them. Last, choose the operating point
+# (calibration/thresholds.json) for the pair on a calibration set of CALIB_PARCELS simulated
+# parcels of their own (a 95 % share of threat images needs more than the 120 validation
+# parcels to pin down) and check it on the test set, colour and grey apart.
+# EfficientNet-Lite0 from its ImageNet weights by default (MODEL=parcelnet FINE_EPOCHS=0: our
+# own network from random weights, one stage). Two stages: EPOCHS at the 320 px input, then
+# FINE_EPOCHS at FINE_INPUT from the first stage's weights (finer pixels for thin and small
+# threats). About 195 minutes on two quiet CPU cores from nothing (simulation 9, first stage
+# 70, second 58, export and evaluation 6, calibration set 2, mining 8, second look 36, its
+# export and evaluation 4, thresholds 4); a GPU when torch sees one. Interrupted, run it
+# again with ARGS=--resume (the detector's stages resume; the second look starts over).
 MODEL ?= lite0
 CALIB_PARCELS ?= 600
+VERIFY_EPOCHS ?= 3
 EPOCHS ?= 16
 FINE_INPUT ?= 448
 FINE_EPOCHS ?= 7
@@ -75,9 +80,19 @@ endif
 	$(BIN)/python -m models.evaluate runs/$(MODEL)/$(MODEL).fp32.onnx \
 		models/$(MODEL)/$(MODEL).int8.onnx --data data/sim/test/shard-*
 	$(BIN)/python -m models.data data/sim/calib --parcels $(CALIB_PARCELS) --seed 3001
-	$(BIN)/edge calibrate thresholds --model models/$(MODEL)/$(MODEL).int8.onnx --target-pd 0.95 \
+	for set in train val calib; do $(BIN)/python -m models.verify mine \
+		--model models/$(MODEL)/$(MODEL).int8.onnx --data data/sim/$$set/shard-* \
+		--out runs/$(MODEL)-verify/$$set.npz || exit 1; done
+	$(BIN)/python -m models.verify train --mined runs/$(MODEL)-verify/train.npz \
+		--val runs/$(MODEL)-verify/val.npz --model models/$(MODEL)/$(MODEL).int8.onnx \
+		--epochs $(VERIFY_EPOCHS) --out runs/$(MODEL)-verify
+	$(BIN)/python -m models.verify export --checkpoint runs/$(MODEL)-verify/last.pt \
+		--model models/$(MODEL)/$(MODEL).int8.onnx --calib runs/$(MODEL)-verify/calib.npz \
+		--out models/$(MODEL)/verifier.int8.onnx
+	$(BIN)/python -m models.evaluate models/$(MODEL)/$(MODEL).int8.onnx \
+		--verifier runs/$(MODEL)-verify/verifier.fp32.onnx models/$(MODEL)/verifier.int8.onnx \
+		--data data/sim/test/shard-*
+	$(BIN)/edge calibrate thresholds --model models/$(MODEL)/$(MODEL).int8.onnx \
+		--verifier models/$(MODEL)/verifier.int8.onnx --target-pd 0.95 \
 		--data data/sim/calib/shard-*/annotations.json --check data/sim/test/shard-*/annotations.json \
 		--by-folder --out calibration/thresholds.json
-
-clean:
-	rm -rf $(VENV) build *.egg-info

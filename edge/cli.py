@@ -54,6 +54,7 @@ def cmd_calibrate(args) -> int:
 
 def _calibrate_thresholds(args, config: EdgeConfig) -> int:
     from edge.decide import THRESHOLDS_FILE, thresholds_table
+    from edge.detect.verify import cascade_version
     from edge.tools.calibrate import as_json, calibrate_thresholds, read_items, report, score_set
     from edge.tools.labelsets import LabelsetError
 
@@ -93,10 +94,14 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
         detector = _open_detector(args, config)
         if detector is None:
             return 2
-        version = detector.info.version
-        scored = score_set(detector, items, det.iou_threshold, det.box_voting, not args.json)
+        verifier = _open_verifier(_verifier_choice(args, config), config, detector.info.classes)
+        if verifier is False:
+            return 2
+        version = cascade_version(detector.info.version, verifier)
+        scored = score_set(detector, items, det.iou_threshold, det.box_voting, not args.json,
+                           verifier)
         checked = score_set(detector, held_out, det.iou_threshold, det.box_voting,
-                            not args.json) if held_out else None
+                            not args.json, verifier) if held_out else None
     if args.target_pd is not None or args.target_far is not None:
         from edge.tools.calibrate import calibrate_parcels, parcel_json, parcel_report
         cal = calibrate_parcels(scored, det.score_threshold, args.target_pd, args.target_far,
@@ -271,9 +276,21 @@ def _bench_model(args, config) -> int:
 
 
 def _bench_parcels(args, config, paths: list[Path]) -> int:
+    from edge.detect.model import Detector
     from edge.tools.bench_detect import bench_parcels, simulated_parcels
 
-    result = bench_parcels(paths, simulated_parcels(config, args.parcels or 20))
+    head = Detector(paths[0], threads=1, warmup=False).info
+    verifier = _open_verifier(None, config, head.classes)
+    if verifier is False:
+        return 2
+    verify_at = config.detector.score_threshold
+    if verifier is not None:   # the thresholds the live loop would run the pair at
+        from edge.decide import Policy
+        from edge.detect.verify import cascade_version
+        policy = Policy.from_config(config, head.classes, cascade_version(head.version, verifier))
+        verify_at = float(policy.thresholds.min())
+    result = bench_parcels(paths, simulated_parcels(config, args.parcels or 20),
+                           verifier=verifier, verify_at=verify_at)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -284,6 +301,36 @@ def _bench_parcels(args, config, paths: list[Path]) -> int:
     for row in result["rows"]:
         print("  ".join(f"{k} {v}" for k, v in row.items()))
     return 0
+
+
+def _verifier_choice(args, config: EdgeConfig) -> str | None:
+    """``--verifier``; without it, none when ``--model`` names another model than the
+    configured one (the configured second look was trained on the configured model's boxes)."""
+    if args.verifier is None and args.model is not None and config.detector.model is not None \
+            and Path(args.model).resolve() != Path(config.detector.model).resolve():
+        return "none"
+    return args.verifier
+
+
+def _open_verifier(choice: str | None, config: EdgeConfig, classes: tuple[str, ...]):
+    """The second look of ``choice`` (a file, "none", or None: the config's), None for none,
+    or False after saying why it cannot be used."""
+    from edge.detect.model import ModelError
+    from edge.detect.verify import Verifier
+    path = config.detector.verifier if choice is None else \
+        None if choice == "none" else Path(choice)
+    if path is None:
+        return None
+    try:
+        verifier = Verifier(path, config.detector.threads)
+    except ModelError as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return False
+    if verifier.classes != tuple(classes):
+        print(f"edge: verifier {path} was trained for classes {list(verifier.classes)}, the "
+              f"model has {list(classes)}", file=sys.stderr)
+        return False
+    return verifier
 
 
 def _open_detector(args, config: EdgeConfig):
@@ -320,7 +367,21 @@ def cmd_detect(args) -> int:
     detector = _open_detector(args, config)
     if detector is None:
         return 2
-    conf = config.detector.score_threshold if args.conf is None else args.conf
+    verifier = _open_verifier(_verifier_choice(args, config), config, detector.info.classes)
+    if verifier is False:
+        return 2
+    if verifier is not None:
+        from edge.detect.verify import Verified
+        detector = Verified(detector, verifier)
+    conf = args.conf
+    if conf is None:   # what the live loop would divert on: its calibrated table, or the default
+        from edge.decide import Policy
+        version = detector.version if verifier is not None else detector.info.version
+        try:
+            conf = Policy.from_config(config, detector.info.classes, version).thresholds
+        except ValueError as exc:   # a site table made for another model
+            conf = config.detector.score_threshold
+            print(f"edge: {exc}; detecting at detector.score_threshold {conf}", file=sys.stderr)
     failed = 0
     det = config.detector
     for result in detect_files(detector, args.paths, conf, det.iou_threshold, det.box_voting,
@@ -801,6 +862,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "its detections-model1.jsonl, or a detections file)")
     p.add_argument("--model", type=Path, default=None,
                    help="thresholds: ONNX model (default: detector.model)")
+    p.add_argument("--verifier", default=None, metavar="FILE|none",
+                   help="thresholds: second look that rescores the model's boxes, as the live "
+                        "loop runs it (default: detector.verifier; none: the model alone)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_calibrate)
 
@@ -840,8 +904,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per image and line")
     p.add_argument("--model", type=Path, default=None, help="ONNX model (default: "
                    "detector.model of the config)")
+    p.add_argument("--verifier", default=None, metavar="FILE|none",
+                   help="second look that rescores the model's boxes (default: "
+                        "detector.verifier with the configured model; none: the model alone)")
     p.add_argument("--conf", type=_unit_interval, default=None, help="score threshold "
-                   "(default: detector.score_threshold)")
+                   "(default: the thresholds the live loop decides with: the calibrated "
+                   "table for this model, else detector.score_threshold)")
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("evaluate", help="accuracy of models on labelled scans (COCO, VOC, "

@@ -231,6 +231,7 @@ class RenderConfig(Section):
 
 # The model that ships with the package (edge.shipping says where it is found).
 SHIPPED_MODEL = shipped_file("lite0.int8.onnx")
+SHIPPED_VERIFIER = shipped_file("verifier.int8.onnx")
 
 
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
@@ -243,6 +244,12 @@ class DetectorConfig(Section):
     model: Path | None = Field(default_factory=lambda: SHIPPED_MODEL, description="ONNX model "
                                "file (default: the shipped model, models/lite0); none: no "
                                "detection.")
+    verifier: Path | None = Field(default_factory=lambda: SHIPPED_VERIFIER, description="ONNX "
+                                  "second look (edge.detect.verify) that rescores each box the "
+                                  "model finds, from a crop of the full-resolution image "
+                                  "(default: the shipped one with the shipped model, none with "
+                                  "another: it is trained on its model's boxes); none: the "
+                                  "model's scores stand.")
     providers: tuple[str, ...] = Field(("CPUExecutionProvider",), description="onnxruntime "
                                        "execution providers in order of preference (CUDA, "
                                        "TensorRT, OpenVINO when installed); CPU always last.")
@@ -257,6 +264,16 @@ class DetectorConfig(Section):
                                   description="edge detect refuses image files whose header "
                                   "declares more pixels (width x height) than this, before "
                                   "decoding them: a small file can unpack to gigabytes.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _verifier_belongs_to_its_model(cls, data):
+        if isinstance(data, dict) and "verifier" not in data and "model" in data:
+            model = data["model"]
+            if model is None or SHIPPED_MODEL is None or \
+                    Path(model).resolve() != SHIPPED_MODEL.resolve():
+                data = {**data, "verifier": None}
+        return data
 
 
 Act = Literal["divert", "alarm", "ignore"]

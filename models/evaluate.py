@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.detect.model import Detector, ModelInfo, detect_with
+from edge.detect.verify import FLOOR as VERIFY_FLOOR
+from edge.detect.verify import Verifier
 from edge.tools.evaluate import report
 from edge.tools.metrics import Accumulator, json_ready
 from edge.types import Detections
@@ -27,11 +29,12 @@ EVAL_THRESHOLD = 0.01   # keep low-score boxes: AP integrates over all operating
 
 def evaluate(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo, records: Sequence,
              progress: bool = False,
-             transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
-             ) -> dict:
+             transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+             verifier: Verifier | None = None) -> dict:
     """Per-class AP50, mAP50 and mAP50:95 of ``raw`` on ``records`` (models.data.Record);
     ``transform`` changes each image first (its generator is seeded by the image's place in
-    ``records``, so every model sees the same changed images)."""
+    ``records``, so every model sees the same changed images); ``verifier`` rescores the
+    candidates as the runtime does."""
     from models.data import read_bgr
     acc = Accumulator()
     items = records
@@ -42,7 +45,10 @@ def evaluate(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo, records: 
         image = read_bgr(r.path)
         if transform is not None:
             image = transform(image, np.random.default_rng(k))
-        found = detect_with(raw, info, image, EVAL_THRESHOLD, 0.5)
+        if verifier is None:
+            found = detect_with(raw, info, image, EVAL_THRESHOLD, 0.5)
+        else:
+            found = verifier.rescore(image, detect_with(raw, info, image, VERIFY_FLOOR, 0.5))
         truth = Detections(r.boxes, np.ones(len(r.boxes), np.float32), r.classes)
         acc.add(found, truth)
     return acc.summary(list(info.classes))
@@ -62,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--by-folder", action="store_true",
                         help="also score each image folder on its own (the simulator writes "
                              "colour/ and grey/: how much does the rendering matter?)")
+    parser.add_argument("--verifier", type=Path, nargs="*", default=[],
+                        help="second-look files (edge.detect.verify): each model is also "
+                             "scored with each of them rescoring its candidates")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     records = [r for folder in args.data for r in coco_records(folder)]
@@ -70,10 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in records:
             groups.setdefault(r.path.parent.name, []).append(r)
     results: dict[str, dict] = {name: {} for name in groups}
+    verifiers = [Verifier(p) for p in args.verifier]
     for path in args.models:
         raw, info = onnx_raw(path)
-        for name, subset in groups.items():
-            results[name][str(path)] = evaluate(raw, info, subset, progress=not args.json)
+        for verifier in [None, *verifiers]:
+            label = str(path) if verifier is None else f"{path} + {verifier.path}"
+            for name, subset in groups.items():
+                results[name][label] = evaluate(raw, info, subset, progress=not args.json,
+                                                verifier=verifier)
     if args.json:
         print(json.dumps(json_ready(results if args.by_folder else results["all"])))
         return 0

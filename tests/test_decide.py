@@ -85,18 +85,24 @@ def test_a_site_table_for_another_model_refuses_to_start(tmp_path):
         Policy.from_config(config, CLASSES, "m-2")
 
 
-def test_the_shipped_operating_point_goes_with_the_shipped_model_only(tmp_path):
+def test_the_shipped_operating_point_goes_with_the_shipped_pair_only(tmp_path):
+    """The shipped table names the shipped model and its second look: it applies to the pair,
+    not to the model alone, whose scores lie on another scale."""
     from edge.decide import read_thresholds
     from edge.detect.model import Detector
+    from edge.detect.verify import Verifier, cascade_version
     from edge.shipping import shipped_file
     shipped = shipped_file("thresholds.json")
     model = Detector(shipped_file("lite0.int8.onnx"), threads=1)
+    pair = cascade_version(model.info.version, Verifier(shipped_file("verifier.int8.onnx")))
     version, table = read_thresholds(shipped, model.info.classes)
-    assert version == model.info.version and set(table) == set(model.info.classes)
+    assert version == pair and set(table) == set(model.info.classes)
     empty = EdgeConfig(calibration_dir=tmp_path, detector={"score_threshold": 0.9})
-    policy = Policy.from_config(empty, model.info.classes, model.info.version)
+    policy = Policy.from_config(empty, model.info.classes, pair)
     assert policy.thresholds.tolist() == pytest.approx([table[c] for c in model.info.classes])
     assert policy.source == f"shipped with {version}"
+    alone = Policy.from_config(empty, model.info.classes, model.info.version)
+    assert alone.source == "defaults"
     other = Policy.from_config(empty, model.info.classes, "another-model")
     assert other.thresholds.tolist() == pytest.approx([0.9] * len(model.info.classes))
     assert other.source == "defaults"

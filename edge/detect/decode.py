@@ -82,6 +82,12 @@ def select(boxes: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | float
     return Detections(boxes[cells], conf, classes)
 
 
+def passing(found: Detections, thresholds: np.ndarray | float, classes: int) -> np.ndarray:
+    """Mask of the detections whose score reaches their class's threshold (as ``select``)."""
+    thr = _class_thresholds(thresholds, classes)
+    return found.score >= thr[found.class_id]
+
+
 def _class_thresholds(thresholds: np.ndarray | float, classes: int) -> np.ndarray:
     """One score threshold, or one per class, as float32 [classes]."""
     thr = np.asarray(thresholds, np.float32)

@@ -1,6 +1,7 @@
 """The detector as the live loop sees it (``edge.interfaces.Detector``): a parcel in,
-detections in its own pixels out. ``ModelDetector`` renders the parcel as the operators see it
-and runs the ONNX model. (The simulator's harness has a ground-truth stand-in.)
+detections in its own pixels out. ``ModelDetector`` renders the parcel as the operators see it,
+runs the ONNX model and, when one is set, its second look (``edge.detect.verify``) on the boxes
+that pass. (The simulator's harness has a ground-truth stand-in.)
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.config import EdgeConfig
+from edge.detect.decode import passing
 from edge.detect.model import Detector
+from edge.detect.verify import Verifier, cascade_version
 from edge.imaging.attenuation import ratio_boundaries
 from edge.imaging.render import render_colour, render_grey
 from edge.types import Detections, Parcel
@@ -25,10 +28,22 @@ class ModelDetector:
                                  config.detector.threads)
         self.classes = self.detector.info.classes
         self.version = self.detector.info.version
+        self.verifier = None
+        if config.detector.verifier is not None:
+            self.verifier = Verifier(config.detector.verifier, config.detector.threads)
+            if self.verifier.classes != self.classes:
+                raise ValueError(f"verifier {self.verifier.path} was trained for classes "
+                                 f"{self.verifier.classes}, the model has {self.classes}")
+            self.version = cascade_version(self.version, self.verifier)
         self.name = f"{self.detector.path.name} ({self.version})"
         self.mode = config.render.mode
         self.boundaries = ratio_boundaries(config.scanner.low_kev, config.scanner.high_kev)
-        self.thresholds = config.detector.score_threshold if thresholds is None else thresholds
+        if thresholds is None:
+            # The thresholds the hub decides with (calibrated table, config), so that no box a
+            # verdict would divert on is dropped here first.
+            from edge.decide import Policy
+            thresholds = Policy.from_config(config, self.classes, self.version).thresholds
+        self.thresholds = thresholds
         self.iou = config.detector.iou_threshold
         self.vote = config.detector.box_voting
 
@@ -38,4 +53,13 @@ class ModelDetector:
         return render_colour(parcel.hi, parcel.lo, self.boundaries)
 
     def __call__(self, parcel: Parcel) -> Detections:
-        return self.detector.detect(self.render(parcel), self.thresholds, self.iou, self.vote)
+        return self.detect_image(self.render(parcel))
+
+    def detect_image(self, image: np.ndarray) -> Detections:
+        """Detections in a parcel image as rendered (BGR)."""
+        found = self.detector.detect(image, self.thresholds, self.iou, self.vote)
+        if self.verifier is None:
+            return found
+        # The second look only lowers scores: boxes under the thresholds stay under them.
+        found = self.verifier.rescore(image, found)
+        return found[passing(found, self.thresholds, len(self.classes))]

@@ -146,26 +146,40 @@ def simulated_parcels(config, count: int) -> list[np.ndarray]:
     return images
 
 
+def _detect(det, verifier, image: np.ndarray, verify_at: float) -> int:
+    """One parcel through the model (and its second look): the boxes looked at twice."""
+    if verifier is None:
+        det.detect(image)
+        return 0
+    found = det.detect(image, verify_at)
+    verifier.rescore(image, found)
+    return len(found)
+
+
 def bench_parcels(paths, images: Sequence[np.ndarray], repeats: int = 5,
-                  threads: int = 2) -> dict:
+                  threads: int = 2, verifier=None, verify_at: float = 0.25) -> dict:
     """Whole-parcel detection (pre-processing, every tile through the model, post-processing)
     of each model on the same parcel images, in one run. Per parcel, each model runs
     ``repeats`` times in a row after one uncounted call, then the next model; the parcel's
-    time is the median of its repeats, and a model's figures are taken over parcels."""
+    time is the median of its repeats, and a model's figures are taken over parcels. With a
+    ``verifier`` (edge.detect.verify), each model is timed a second time with it rescoring the
+    boxes at or above ``verify_at``, as the live loop runs them."""
     from edge.detect.model import Detector
     from edge.detect.pre import prepare
 
-    dets = [Detector(p, threads=threads) for p in paths]
+    models = [Detector(p, threads=threads) for p in paths]
+    dets = [(det, None) for det in models] + [(det, verifier) for det in models if verifier]
     per_parcel = np.zeros((len(dets), len(images)))
     tiles = np.zeros((len(dets), len(images)), np.int64)
     widths = np.zeros((len(dets), len(images)), np.int64)
+    looked_at = np.zeros((len(dets), len(images)), np.int64)
     for j, image in enumerate(images):
-        for i, det in enumerate(dets):
-            det.detect(image)
+        for i, (det, second) in enumerate(dets):
+            looked_at[i, j] = _detect(det, second, image, verify_at)
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                det.detect(image)
+                _detect(det, second, image, verify_at)
                 times.append(time.perf_counter() - start)
             per_parcel[i, j] = np.median(times) * 1e3
             info = det.info
@@ -173,8 +187,11 @@ def bench_parcels(paths, images: Sequence[np.ndarray], repeats: int = 5,
                             pixels=info.pixels, fit_to=info.fit_to)
             tiles[i, j], widths[i, j] = len(batch.offsets), batch.tile_size[1]
     rows = []
-    for i, det in enumerate(dets):
-        rows.append({"model": str(paths[i]), "version": det.info.version,
+    for i, (det, second) in enumerate(dets):
+        extra = {} if second is None else {
+            "verifier": str(second.path), "verify_at": round(verify_at, 4),
+            "median_boxes_verified": float(np.median(looked_at[i]))}
+        rows.append({"model": str(det.path), **extra, "version": det.info.version,
                      "input": list(det.info.input_size),
                      "median_ms": round(float(np.median(per_parcel[i])), 1),
                      "p90_ms": round(float(np.percentile(per_parcel[i], 90)), 1),

@@ -23,6 +23,8 @@ import numpy as np
 from edge.decide import Policy
 from edge.detect.files import ScanReadError, read_scan
 from edge.detect.model import Detector, detect_with
+from edge.detect.verify import FLOOR as VERIFY_FLOOR
+from edge.detect.verify import Verifier
 from edge.tools.labelsets import LabelledImage, read_labelset
 from edge.tools.metrics import Accumulator, OperatingPoint, json_ready
 from edge.types import Action, Detections
@@ -82,9 +84,11 @@ class ScoredSet:
 
 
 def score_set(detector: Detector, items: Iterable[LabelledImage], iou: float = 0.5,
-              vote: bool = False, progress: bool = False) -> ScoredSet:
-    """Detect on every readable image (scores down to FLOOR) and match against its labels;
-    labels the model does not know are counted and left out."""
+              vote: bool = False, progress: bool = False,
+              verifier: Verifier | None = None) -> ScoredSet:
+    """Detect on every readable image (scores down to FLOOR; with ``verifier``, down to its
+    floor, then rescored), and match against its labels; labels the model does not know are
+    counted and left out."""
     scored = ScoredSet(tuple(detector.info.classes))
     index = {name: k for k, name in enumerate(scored.classes)}
     items = list(items)
@@ -103,7 +107,11 @@ def score_set(detector: Detector, items: Iterable[LabelledImage], iou: float = 0
                 scored.ignored_labels[label] = scored.ignored_labels.get(label, 0) + 1
         truth = Detections(item.boxes[known].reshape(-1, 4), np.ones(len(known), np.float32),
                            np.array([index[item.labels[i]] for i in known], np.int64))
-        found = detect_with(detector.raw, detector.info, image, FLOOR, iou, vote)
+        if verifier is None:
+            found = detect_with(detector.raw, detector.info, image, FLOOR, iou, vote)
+        else:
+            found = verifier.rescore(image, detect_with(detector.raw, detector.info, image,
+                                                        VERIFY_FLOOR, iou, vote))
         scored.acc.add(found, truth)
         scored.images.append((found, truth))
         scored.folders.append(Path(item.path).parent.name)

@@ -31,10 +31,12 @@ import yaml
 
 from edge.config import EdgeConfig
 from edge.decide import Policy
+from edge.detect.decode import passing
 from edge.detect.files import ScanReadError, image_size, read_scan
 from edge.detect.model import detect_with
 from edge.detect.parcel import ModelDetector
 from edge.detect.pre import as_bgr8
+from edge.detect.verify import FLOOR as VERIFY_FLOOR
 from edge.imaging.segment import Segment
 from edge.interfaces import Detector
 from edge.pipeline import Hub, new_link
@@ -93,6 +95,8 @@ class ScoringDetector:
         image = self.model.render(parcel)
         found = detect_with(self.model.detector.raw, self.model.detector.info, image, FLOOR,
                             self.model.iou, self.model.vote)
+        if self.model.verifier is not None:
+            found = self._second_look(image, found)
         self.found[parcel.seq] = found
         if self.thumbnails is not None:
             save_thumbnail(image, self.thumbnails / f"{parcel.seq}.jpg")
@@ -101,6 +105,19 @@ class ScoringDetector:
             cv2.imwrite(str(self.export / PARCEL_FILE.format(seq=parcel.seq, start=start,
                                                              end=end)), image)
         return at_floor(found, self.live_floor)
+
+
+    def _second_look(self, image: np.ndarray, found: Detections) -> Detections:
+        """Rescored as live: the boxes the live loop verifies, in one call as it makes it,
+        then the others down to the second look's floor; boxes under that floor are
+        dropped (edge.detect.verify.FLOOR)."""
+        live = passing(found, self.live_floor, len(self.classes))
+        rest = ~live & (found.score >= VERIFY_FLOOR)
+        score = found.score.copy()
+        for part in (live, rest):
+            if part.any():
+                score[part] = self.model.verifier.rescore(image, found[part]).score
+        return Detections(found.xyxy, score, found.class_id)[live | rest]
 
 
 def labelling_template(folder: Path, classes: list[str]) -> Path:

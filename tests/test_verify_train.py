@@ -1,0 +1,79 @@
+"""Training the second look (models/verify.py): candidates mined from the shipped model on
+simulated parcels, labelled by their overlap with the truth, a short run, and the export that
+the runtime loads and that agrees with torch."""
+
+import numpy as np
+import pytest
+import torch
+
+from edge.config import SHIPPED_MODEL
+from edge.detect.verify import Verifier
+from models import verify
+
+CLASSES = ("gun", "gun_part", "ammunition", "knife", "blade", "shuriken", "baton", "explosive")
+
+
+@pytest.fixture(scope="module")
+def mined(tmp_path_factory):
+    from models.data import coco_records
+    from models.data import main as simulate
+    root = tmp_path_factory.mktemp("verify")
+    simulate([str(root / "sim"), "--parcels", "3", "--seed", "11", "--workers", "1"])
+    records = coco_records(root / "sim" / "shard-0")
+    return records, verify.mine(SHIPPED_MODEL, records, progress=False)
+
+
+def test_candidates_take_the_class_of_the_truth_box_they_overlap():
+    truth = np.array([[0, 0, 10, 10], [50, 50, 70, 90]], np.float32)
+    boxes = np.array([[1, 1, 10, 10], [50, 52, 70, 90], [20, 20, 30, 30], [0, 0, 30, 30]])
+    labels = verify.candidate_labels(boxes, truth, np.array([3, 6]), background=8)
+    assert labels.tolist() == [3, 6, 8, 8]      # the last overlaps the knife by 0.11 only
+    assert verify.candidate_labels(boxes, np.zeros((0, 4)), np.zeros(0, int), 8).tolist() == \
+        [8] * 4
+
+
+def test_mining_keeps_every_truth_box_and_the_model_s_best_candidates(mined):
+    records, m = mined
+    n = len(m["labels"])
+    assert m["crops"].shape == (n, verify.HELD, verify.HELD, 3)
+    assert int(m["n_images"]) == len(records)
+    truth = m["scores"] < 0
+    assert truth.sum() == sum(len(r.boxes) for r in records) > 0
+    assert np.all(m["labels"][truth] == m["classes"][truth])    # truth boxes show themselves
+    candidates = ~truth
+    assert np.all(m["scores"][candidates] >= verify.MINE_SCORE)
+    assert np.bincount(m["images"][candidates], minlength=len(records)).max() <= verify.MINE_TOP
+
+
+def test_an_epoch_sees_every_threat_and_a_fresh_draw_of_background():
+    labels = np.array([0] * 10 + [8] * 100)
+    rng = np.random.default_rng(0)
+    a, b = verify.epoch_order(labels, 8, rng), verify.epoch_order(labels, 8, rng)
+    assert len(a) == 10 + 15 and len(set(a.tolist())) == 25
+    assert set(range(10)) <= set(a.tolist())
+    assert set(a.tolist()) != set(b.tolist())
+
+
+def test_the_threshold_for_a_share_diverts_that_share_of_threat_images():
+    best = np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.5])
+    threat = np.array([True, True, True, True, False, False])
+    assert verify.threshold_for_share(best, threat, 0.75) == 0.7
+    assert verify.threshold_for_share(best, threat, 1.0) == 0.6
+
+
+def test_a_short_run_exports_a_verifier_the_runtime_loads_and_agrees_with_torch(mined, tmp_path):
+    _, m = mined
+    torch.manual_seed(0)
+    out = verify.fit(m, m, CLASSES, tmp_path / "run", epochs=1, batch=8, max_steps=2)
+    assert (tmp_path / "run" / "last.pt").is_file()
+    assert out["history"][0]["epoch"] == 1
+    model = out["model"].eval()
+    path = verify.export(model, CLASSES, 0.5, tmp_path / "v.fp32.onnx", "verifier-test")
+    runtime = Verifier(path)
+    assert runtime.classes == CLASSES and runtime.crop == verify.CROP
+    assert runtime.version == "verifier-test"
+    crops = np.ascontiguousarray(verify.centre(m["crops"][:6]))
+    got = runtime.session.run(None, {"images": crops.transpose(0, 3, 1, 2)})[0]
+    want = verify.predict(model, crops)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    np.testing.assert_allclose(got.sum(1), 1, atol=1e-5)
