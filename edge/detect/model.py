@@ -70,22 +70,28 @@ def choose_providers(wanted: Sequence[str]) -> list[str]:
     return [*chosen, "CPUExecutionProvider"]
 
 
+def open_session(path: Path, what: str, threads: int,
+                 providers: Sequence[str] = ("CPUExecutionProvider",)) -> ort.InferenceSession:
+    """An onnxruntime session on ``path`` with ``threads`` inside one run; a missing or
+    unreadable file raises ModelError naming ``what`` it was to be."""
+    if not path.is_file():
+        raise ModelError(f"{what} file not found: {path}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), options, providers=choose_providers(providers))
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private types
+        raise ModelError(f"cannot load {what} {path}: {exc}") from None
+
+
 class Detector:
     """One loaded model, warmed up. ``detect(image)`` -> Detections in the image's pixels."""
 
     def __init__(self, path: Path | str, providers: Sequence[str] = ("CPUExecutionProvider",),
                  threads: int = 2, warmup: bool = True):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"model file not found: {self.path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(self.path), options,
-                                                providers=choose_providers(providers))
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private types
-            raise ModelError(f"cannot load model {self.path}: {exc}") from None
+        self.session = open_session(self.path, "model", threads, providers)
         info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map,
                                        self.path)
         model_input = self.session.get_inputs()[0]

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from edge.detect.decode import passing
-from edge.detect.model import ModelError
+from edge.detect.model import ModelError, open_session
 from edge.detect.pre import as_bgr8
 from edge.types import Detections
 
@@ -73,16 +72,7 @@ class Verifier:
 
     def __init__(self, path: Path | str, threads: int = 2, batch: int = 8):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"verifier file not found: {self.path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(self.path), options,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private types
-            raise ModelError(f"cannot load verifier {self.path}: {exc}") from None
+        self.session = open_session(self.path, "verifier", threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         missing = [k for k in REQUIRED_KEYS if k not in meta]
         if missing:
