@@ -27,14 +27,14 @@ import cv2
 import numpy as np
 
 from edge.detect.boxes import box_iou
-from edge.detect.verify import EMPTY_BELT, rescored, square_crops
+from edge.detect.verify import EMPTY_BELT, FLOOR, rescored, square_crops
 
 CROP = 128          # the verifier's input side
 CONTEXT = 1.6       # the crop's side over the candidate's longer side
 MIN_SIDE = 40       # px of the full image: small candidates keep this much context
 HELD = 160          # crops are held larger than CROP so training can jitter them
 MATCH_IOU = 0.5     # a candidate shows a threat when it overlaps its box this much
-MINE_SCORE = 0.05   # candidates below this detector score are not looked at again
+MINE_SCORE = FLOOR  # candidates below the runtime's floor are never looked at again
 MINE_TOP = 10       # and at most this many per image
 WEIGHT = 0.5        # a candidate keeps score x P(a threat) ** WEIGHT
 CALIBRATION_CROPS = 512   # crops that set the INT8 activation ranges
@@ -154,8 +154,7 @@ def scores_by_image(mined: dict, scores: np.ndarray):
 
 
 def judged(mined: dict, scores: np.ndarray, names: Sequence[str]) -> dict:
-    """Per-class AP50 and mAP50 of the candidates at ``scores``; the share of threat and of
-    clear images whose best candidate reaches each threshold is left to ``image_best``."""
+    """Per-class AP50 and mAP50 of a mined set's candidates scored ``scores``."""
     from edge.tools.metrics import Accumulator
     acc = Accumulator()
     for found, truth in scores_by_image(mined, scores):
