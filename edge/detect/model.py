@@ -71,14 +71,19 @@ def choose_providers(wanted: Sequence[str]) -> list[str]:
 
 
 def open_session(path: Path, what: str, threads: int,
-                 providers: Sequence[str] = ("CPUExecutionProvider",)) -> ort.InferenceSession:
+                 providers: Sequence[str] = ("CPUExecutionProvider",),
+                 spin: bool = True) -> ort.InferenceSession:
     """An onnxruntime session on ``path`` with ``threads`` inside one run; a missing or
-    unreadable file raises ModelError naming ``what`` it was to be."""
+    unreadable file raises ModelError naming ``what`` it was to be. ``spin`` False: its
+    threads sleep as soon as a run ends instead of spinning for the next one, which would
+    keep the cores from another session run right after it."""
     if not path.is_file():
         raise ModelError(f"{what} file not found: {path}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=choose_providers(providers))
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private types

@@ -72,7 +72,8 @@ class Verifier:
 
     def __init__(self, path: Path | str, threads: int = 2, batch: int = 8):
         self.path = Path(path)
-        self.session = open_session(self.path, "verifier", threads)
+        # It runs right after the detector, on the same cores, in the live loop.
+        self.session = open_session(self.path, "verifier", threads, spin=False)
         meta = self.session.get_modelmeta().custom_metadata_map
         missing = [k for k in REQUIRED_KEYS if k not in meta]
         if missing:
