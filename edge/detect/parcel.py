@@ -11,9 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.config import EdgeConfig
-from edge.detect.decode import passing
 from edge.detect.model import Detector
-from edge.detect.verify import Verifier, cascade_version
+from edge.detect.verify import Verified, Verifier
 from edge.imaging.attenuation import ratio_boundaries
 from edge.imaging.render import render_colour, render_grey
 from edge.types import Detections, Parcel
@@ -28,13 +27,11 @@ class ModelDetector:
                                  config.detector.threads)
         self.classes = self.detector.info.classes
         self.version = self.detector.info.version
-        self.verifier = None
+        self.verifier, self.verified = None, None
         if config.detector.verifier is not None:
             self.verifier = Verifier(config.detector.verifier, config.detector.threads)
-            if self.verifier.classes != self.classes:
-                raise ValueError(f"verifier {self.verifier.path} was trained for classes "
-                                 f"{self.verifier.classes}, the model has {self.classes}")
-            self.version = cascade_version(self.version, self.verifier)
+            self.verified = Verified(self.detector, self.verifier)
+            self.version = self.verified.version
         self.name = f"{self.detector.path.name} ({self.version})"
         self.mode = config.render.mode
         self.boundaries = ratio_boundaries(config.scanner.low_kev, config.scanner.high_kev)
@@ -57,9 +54,5 @@ class ModelDetector:
 
     def detect_image(self, image: np.ndarray) -> Detections:
         """Detections in a parcel image as rendered (BGR)."""
-        found = self.detector.detect(image, self.thresholds, self.iou, self.vote)
-        if self.verifier is None:
-            return found
-        # The second look only lowers scores: boxes under the thresholds stay under them.
-        found = self.verifier.rescore(image, found)
-        return found[passing(found, self.thresholds, len(self.classes))]
+        return (self.verified or self.detector).detect(image, self.thresholds, self.iou,
+                                                       self.vote)

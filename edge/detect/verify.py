@@ -112,6 +112,9 @@ class Verified:
     answers as the live loop does, boxes rescored and those under the thresholds dropped."""
 
     def __init__(self, detector, verifier: Verifier):
+        if verifier.classes != detector.info.classes:
+            raise ValueError(f"verifier {verifier.path} was trained for classes "
+                             f"{verifier.classes}, the model has {detector.info.classes}")
         self.detector, self.verifier = detector, verifier
         self.path, self.info = detector.path, detector.info
         self.version = cascade_version(detector.info.version, verifier)
