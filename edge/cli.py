@@ -94,7 +94,8 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
         detector = _open_detector(args, config)
         if detector is None:
             return 2
-        verifier = _open_verifier(_verifier_choice(args, config), config, detector.info.classes)
+        choice = _verifier_choice(args, config, args.model)
+        verifier = _open_verifier(choice, config, detector.info.classes)
         if verifier is False:
             return 2
         version = cascade_version(detector.info.version, verifier)
@@ -303,11 +304,11 @@ def _bench_parcels(args, config, paths: list[Path]) -> int:
     return 0
 
 
-def _verifier_choice(args, config: EdgeConfig) -> str | None:
-    """``--verifier``; without it, none when ``--model`` names another model than the
-    configured one (the configured second look was trained on the configured model's boxes)."""
-    if args.verifier is None and args.model is not None and config.detector.model is not None \
-            and Path(args.model).resolve() != Path(config.detector.model).resolve():
+def _verifier_choice(args, config: EdgeConfig, model: Path | None) -> str | None:
+    """``--verifier``; without it, none when ``model`` is another model than the configured
+    one (the configured second look was trained on the configured model's boxes)."""
+    if args.verifier is None and model is not None and config.detector.model is not None \
+            and Path(model).resolve() != Path(config.detector.model).resolve():
         return "none"
     return args.verifier
 
@@ -367,7 +368,8 @@ def cmd_detect(args) -> int:
     detector = _open_detector(args, config)
     if detector is None:
         return 2
-    verifier = _open_verifier(_verifier_choice(args, config), config, detector.info.classes)
+    choice = _verifier_choice(args, config, args.model)
+    verifier = _open_verifier(choice, config, detector.info.classes)
     if verifier is False:
         return 2
     if verifier is not None:
@@ -406,12 +408,17 @@ def cmd_evaluate(args) -> int:
     detectors = [_open_model(path, config) for path in args.models or [None]]
     if any(d is None for d in detectors):
         return 2
+    verifiers = [_open_verifier(_verifier_choice(args, config, path), config, d.info.classes)
+                 for path, d in zip(args.models or [None], detectors, strict=True)]
+    if any(v is False for v in verifiers):
+        return 2
     det = config.detector
     confusion_at = None
     if args.confusion or args.conf is not None:
         confusion_at = det.score_threshold if args.conf is None else args.conf
     result = evaluate_models(detectors, items, det.iou_threshold, det.box_voting,
-                             progress=not args.json, confusion_at=confusion_at)
+                             progress=not args.json, confusion_at=confusion_at,
+                             verifiers=verifiers)
     if args.json:
         print(json.dumps(json_ready(result)))
         return 0
@@ -916,6 +923,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "YOLO): AP50 per class, mAP50, mAP50:95")
     p.add_argument("models", nargs="*", type=Path, metavar="MODEL",
                    help="ONNX files, compared in one table (default: detector.model)")
+    p.add_argument("--verifier", default=None, metavar="FILE|none",
+                   help="second look that rescores each model's boxes (default: "
+                        "detector.verifier for the configured model, none for any other; "
+                        "none: every model alone)")
     p.add_argument("--data", type=Path, nargs="+", required=True,
                    help="labelled scans: COCO .json files, VOC or YOLO folders")
     p.add_argument("--map", action="append", default=[], metavar="FROM=TO",

@@ -111,3 +111,28 @@ def test_confusion_says_what_each_object_was_seen_as(tmp_path, model, capsys):  
     rows = {line.split()[0]: [int(v) for v in line.split()[1:]]
             for line in text.splitlines()[2:]}
     assert rows == {"gun": [0, 0, 1], "knife": [0, 0, 1], "nothing": [0, 0, 0]}
+
+
+def test_a_second_look_is_scored_beside_the_model_alone(tmp_path, model, capsys):  # noqa: F811
+    """``--verifier FILE`` rescores each model's boxes as the live loop does; the pair gets a
+    column of its own, and a verifier of other classes is refused."""
+    from test_verify import tiny_verifier
+
+    labelled = write_set(tmp_path)
+    doubting = tiny_verifier(tmp_path / "v.onnx", classes=("gun", "knife"), whiteness=8.0)
+    code, out, _ = run(capsys, model, "--data", labelled, "--verifier", "none", "--conf",
+                       "0.5", "--json")
+    alone = json.loads(out)["models"][str(model)]
+    code_pair, out, _ = run(capsys, model, "--data", labelled, "--verifier", doubting,
+                            "--conf", "0.5", "--json")
+    assert code == code_pair == 0
+    pair = json.loads(out)["models"][f"{model} + v.onnx"]
+    # The scans are alike, so the ranking and AP stand; the doubted gun falls under 0.5.
+    assert pair["classes"]["gun"]["AP50"] == alone["classes"]["gun"]["AP50"] == 1.0
+    assert alone["confusion"]["counts"][0] == [1, 0, 0]
+    assert pair["confusion"]["counts"] == [[0, 0, 1], [0, 0, 1], [0, 0, 0]]
+    code, out, _ = run(capsys, model, "--data", labelled, "--verifier", doubting)
+    assert code == 0 and "m.onnx + v.onnx" in out.splitlines()[1]
+    other = tiny_verifier(tmp_path / "other.onnx")          # the eight threat classes
+    code, out, err = run(capsys, model, "--data", labelled, "--verifier", other)
+    assert code == 2 and out == "" and "trained for classes" in err

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.detect.model import Detector
+from edge.detect.verify import Verifier
 from edge.tools.calibrate import ScoredSet, score_set
 from edge.tools.labelsets import LabelledImage, LabelsetError
 from edge.tools.metrics import confusion
@@ -35,18 +36,23 @@ def parse_mapping(pairs: Sequence[str]) -> dict[str, str | None]:
 
 def evaluate_models(detectors: Sequence[Detector], items: Sequence[LabelledImage],
                     iou: float = 0.5, vote: bool = False, progress: bool = False,
-                    confusion_at: float | None = None) -> dict:
-    """Per model (by file): images, mAP50, mAP50:95 and per-class AP50, AP50:95 and object
-    counts; with the skipped images and ignored labels of the set (alike for every model).
-    ``confusion_at``: also what each object was seen as at that score threshold
-    (``metrics.confusion`` summed over the images, under "confusion")."""
+                    confusion_at: float | None = None,
+                    verifiers: Sequence[Verifier | None] | None = None) -> dict:
+    """Per model (by file; ``MODEL + VERIFIER`` where ``verifiers`` gives it a second look):
+    images, mAP50, mAP50:95 and per-class AP50, AP50:95 and object counts; with the skipped
+    images and ignored labels of the set (alike for every model). ``confusion_at``: also what
+    each object was seen as at that score threshold (``metrics.confusion`` summed over the
+    images, under "confusion")."""
     models, skipped, ignored = {}, [], {}
-    for detector in detectors:
-        scored = score_set(detector, items, iou, vote, progress)
+    for detector, verifier in zip(detectors, verifiers or [None] * len(detectors),
+                                  strict=True):
+        scored = score_set(detector, items, iou, vote, progress, verifier)
         summary = scored.acc.summary(list(detector.info.classes))
         if confusion_at is not None:
             summary["confusion"] = confusion_table(scored, confusion_at, iou)
-        models[str(detector.path)] = summary
+        name = str(detector.path) if verifier is None else \
+            f"{detector.path} + {verifier.path.name}"
+        models[name] = summary
         skipped, ignored = scored.skipped, scored.ignored_labels
     return {"models": models, "skipped": skipped, "ignored_labels": ignored}
 
@@ -74,21 +80,24 @@ def confusion_report(path: str, table: dict) -> str:
     return "\n".join(lines)
 
 
-def _cell(value: float) -> str:
-    return f"{'-':>30s}" if math.isnan(value) else f"{value:30.3f}"
+def _cell(value: float, width: int) -> str:
+    return f"{'-':>{width}s}" if math.isnan(value) else f"{value:{width}.3f}"
 
 
 def report(models: dict[str, dict]) -> str:
     """A table: one column per model, AP50 per class, then mAP50 and mAP50:95 (the mean over
     the classes with labelled objects; a dash where a class has none)."""
     first = next(iter(models.values()))
+    # A model's file name, and its second look's after " + " (evaluate_models' keys).
+    titles = [" + ".join(Path(part).name for part in p.split(" + ")) for p in models]
+    width = max(30, *(len(t) + 2 for t in titles))
     lines = [f"{first['images']} images; AP50 per class (labelled objects in brackets)",
-             f"{'class':20s}" + "".join(f"{Path(p).name[-28:]:>30s}" for p in models)]
+             f"{'class':20s}" + "".join(f"{t:>{width}s}" for t in titles)]
     for name, row in first["classes"].items():
         lines.append(f"{name + ' (' + str(row['gt']) + ')':20s}" + "".join(
-            _cell(r["classes"][name]["AP50"]) for r in models.values()))
+            _cell(r["classes"][name]["AP50"], width) for r in models.values()))
     for key in ("mAP50", "mAP50_95"):
-        lines.append(f"{key:20s}" + "".join(_cell(r[key]) for r in models.values()))
+        lines.append(f"{key:20s}" + "".join(_cell(r[key], width) for r in models.values()))
     return "\n".join(lines)
 
 
