@@ -31,6 +31,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edge.detect.pre import prepare
 from models import data
+from models.graph import narrowed
 from models.net import BLOCKS, STRIDES, ParcelNet, upgrade_state
 from models.train import MEAN, STD, input_side, stages_of
 from simulator.phantoms import THREAT_CLASSES
@@ -146,22 +147,20 @@ def chunk_size(n: int) -> int:
     return max(d for d in range(1, min(n, CALIBRATION_CHUNK) + 1) if n % d == 0)
 
 
-def quantise(fp32: Path, out: Path, tiles: np.ndarray, reduce_range: bool = True) -> None:
+def quantise(fp32: Path, out: Path, tiles: np.ndarray) -> None:
     prepared = out.with_suffix(".pre.onnx")
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-    # 7-bit weights (reduce_range): CPUs with AVX2 but no VNNI multiply uint8 activations by
-    # int8 weights in pairs summed into int16 (VPMADDUBSW), which saturates with full 8-bit
-    # weights. On such a CPU that cost ParcelNet 4.6 points of mAP50; 7 bits cost none. Lite0
-    # is the other way round (calibration/int8.md): it keeps full 8-bit weights.
     quantize_static(str(prepared), str(out), Tiles(tiles), quant_format=QuantFormat.QDQ,
-                    per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+                    per_channel=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
                     extra_options={"CalibPercentile": 99.999,
                                    "CalibStridedMinMax": chunk_size(len(tiles))})
     prepared.unlink()
+    # Dense convolutions' weights held to 7 bits, or CPUs without VNNI saturate them (models.graph
+    # .narrowed, calibration/int8.md); depthwise ones keep 8.
+    proto, _ = narrowed(onnx.load(str(out)))
     # quantize_static keeps metadata only sometimes: copy it across explicitly.
     meta = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
-    proto = onnx.load(str(out))
     del proto.metadata_props[:]
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
@@ -208,7 +207,7 @@ def main(argv=None) -> int:
           f"ones")
     if err > 1e-3:
         raise SystemExit(f"export round trip failed: max abs difference {err}")
-    quantise(fp32, int8, tiles, reduce_range=ckpt["args"].get("backbone") != "lite0")
+    quantise(fp32, int8, tiles)
     print(f"int8: {int8} ({int8.stat().st_size / 1e6:.2f} MB), calibrated on {len(tiles)} "
           f"tiles; fp32: {fp32} ({fp32.stat().st_size / 1e6:.2f} MB)")
     return 0

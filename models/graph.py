@@ -130,6 +130,60 @@ def dequantised(proto: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+# Integer GEMMs on CPUs with AVX2 but no VNNI add two products of uint8 activations and int8
+# weights into an int16 (VPMADDUBSW): 255 * 64 * 2 fits, 255 * 127 * 2 does not.
+NARROW = 64
+
+
+def narrowed(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """A copy of a QDQ graph whose dense convolutions (group 1) and matrix products have their
+    int8 weights requantised to -NARROW..NARROW, and how many it changed. Depthwise
+    convolutions keep 8 bits: onnxruntime runs them in kernels that do not saturate, and with
+    nine weights a channel they lose most to a coarser grid."""
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    graph = out.graph
+    inits = {i.name: i for i in graph.initializer}
+    made_by = {o: n for n in graph.node for o in n.output}
+    changed = 0
+    for node in graph.node:
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        source = made_by.get(node.input[1]) if node.op_type in ("Conv", "Gemm", "MatMul") \
+            else None
+        if group != 1 or source is None or source.op_type != "DequantizeLinear" \
+                or source.input[0] not in inits:
+            continue
+        q = numpy_helper.to_array(inits[source.input[0]])
+        if q.dtype != np.int8 or np.abs(q.astype(np.int16)).max() <= NARROW:
+            continue
+        scale = numpy_helper.to_array(inits[source.input[1]]).astype(np.float32)
+        axis = next((a.i for a in source.attribute if a.name == "axis"), 1) % q.ndim
+        shape = [1] * q.ndim
+        if scale.ndim:                     # per channel along ``axis``
+            shape[axis] = -1
+        weights = q.astype(np.float32) * scale.reshape(shape)
+        others = tuple(k for k in range(q.ndim) if k != axis or not scale.ndim)
+        # Channels already within the narrow grid keep their steps (and their biases' range).
+        top = np.abs(q.astype(np.float32)).max(others).reshape(scale.shape)
+        wide = np.where(top > NARROW, scale * top / NARROW, scale).astype(np.float32)
+        q7 = np.clip(np.round(weights / wide.reshape(shape)), -NARROW, NARROW).astype(np.int8)
+        inits[source.input[0]].CopyFrom(numpy_helper.from_array(q7, source.input[0]))
+        inits[source.input[1]].CopyFrom(numpy_helper.from_array(wide, source.input[1]))
+        # An int32 bias is held in steps of input scale x weight scale, and the integer
+        # kernels add it as it is: it moves to the new steps with the weights.
+        bias = made_by.get(node.input[2]) if len(node.input) > 2 else None
+        if bias is not None and bias.op_type == "DequantizeLinear" and bias.input[0] in inits:
+            codes = numpy_helper.to_array(inits[bias.input[0]]).astype(np.float64)
+            step = numpy_helper.to_array(inits[bias.input[1]]).astype(np.float64)
+            new_step = (step * wide.reshape(-1) / scale.reshape(-1)).astype(np.float32)
+            inits[bias.input[0]].CopyFrom(numpy_helper.from_array(
+                np.round(codes * step / new_step).astype(np.int32), bias.input[0]))
+            inits[bias.input[1]].CopyFrom(numpy_helper.from_array(
+                new_step.reshape(step.shape), bias.input[1]))
+        changed += 1
+    return out, changed
+
+
 def _evaluate(proto: onnx.ModelProto, names: list[str]) -> list[np.ndarray]:
     probe = onnx.ModelProto()
     probe.CopyFrom(proto)
@@ -162,6 +216,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=None, help="where to write (default: in place)")
     p.add_argument("--float", action="store_true",
                    help="also remove the quantisation: float32 with the file's INT8 weights")
+    p.add_argument("--narrow", action="store_true",
+                   help="requantise the weights of dense convolutions to 7 bits (see narrowed); "
+                        "the version gains -w7")
     args = p.parse_args(argv)
     if args.float and args.out is None:
         p.error("--float needs --out: it would replace the quantised file")
@@ -170,6 +227,12 @@ def main(argv=None) -> int:
     fixed = free_input_size(proto)
     if args.float:
         fixed = dequantised(fixed)
+    if args.narrow:
+        fixed, changed = narrowed(fixed)
+        for entry in fixed.metadata_props:
+            if entry.key == "version" and changed:
+                entry.value += "-w7"
+        print(f"{changed} layers' weights narrowed to 7 bits")
     onnx.save(fixed, str(args.out or args.model))
     print(f"{args.out or args.model}: {before} computed paddings made constant, "
           f"{len(proto.graph.node) - len(fixed.graph.node)} nodes dropped, input "

@@ -7,13 +7,20 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models.graph import computed_pads, dequantised, free_input_size
+from models.graph import NARROW, computed_pads, dequantised, free_input_size, narrowed
 
 SHIPPED = "models/lite0/lite0.int8.onnx"
+SHIPPED_VERIFIER = "models/lite0/verifier.int8.onnx"
 
 
-def run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+def run(proto: onnx.ModelProto, x: np.ndarray, exact: bool = False) -> np.ndarray:
+    """``exact``: onnxruntime's optimisations off, so a QDQ graph runs as dequantise then
+    float (the INT8 arithmetic itself, without the integer kernels of this CPU)."""
+    options = ort.SessionOptions()
+    if exact:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(proto.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
@@ -83,3 +90,117 @@ def test_float_output_needs_a_separate_file(tmp_path):
     out = tmp_path / "float.onnx"
     assert main([SHIPPED, "--float", "--out", str(out)]) == 0
     assert computed_pads(onnx.load(str(out))) == []
+
+
+def weight_codes(proto: onnx.ModelProto) -> list[tuple[str, bool, np.ndarray]]:
+    """(layer, depthwise, int8 weights) of every quantised convolution and matrix product."""
+    inits = {i.name: i for i in proto.graph.initializer}
+    made_by = {o: n for n in proto.graph.node for o in n.output}
+    out = []
+    for node in proto.graph.node:
+        source = made_by.get(node.input[1]) if node.op_type in ("Conv", "Gemm") else None
+        if source is not None and source.op_type == "DequantizeLinear":
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            out.append((node.name, group > 1,
+                        onnx.numpy_helper.to_array(inits[source.input[0]]).astype(np.int16)))
+    return out
+
+
+def small_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU6(),
+        torch.nn.Conv2d(8, 8, 3, padding=1, groups=8), torch.nn.ReLU6(),
+        torch.nn.Conv2d(8, 6, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+        torch.nn.Linear(6, 5)).eval()
+
+
+def small_onnx(path, x: np.ndarray) -> None:
+    torch.onnx.export(small_net(), (torch.from_numpy(x[:1]),), str(path),
+                      input_names=["images"], output_names=["preds"], opset_version=17,
+                      dynamic_axes={"images": {0: "batch"}, "preds": {0: "batch"}},
+                      dynamo=False)
+
+
+def quantised_8_bit(tmp_path) -> tuple[onnx.ModelProto, np.ndarray]:
+    """A small network quantised by onnxruntime with full 8-bit weights, and its tiles."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    from models.export import Tiles
+    x = np.random.default_rng(1).uniform(0, 1, (8, 3, 32, 32)).astype(np.float32)
+    fp32, int8 = tmp_path / "small.onnx", tmp_path / "small.int8.onnx"
+    small_onnx(fp32, x)
+    quantize_static(str(fp32), str(int8), Tiles(x), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
+    return onnx.load(str(int8)), x
+
+
+def test_narrowed_holds_dense_weights_to_7_bits_and_leaves_depthwise_ones(tmp_path):
+    proto, x = quantised_8_bit(tmp_path)
+    before = weight_codes(proto)
+    assert all(np.abs(q).max() == 127 for _, _, q in before)   # onnxruntime's full 8 bits
+    narrow, changed = narrowed(proto)
+    after = weight_codes(narrow)
+    assert changed == 3                           # two dense convolutions and the Gemm
+    for (name, depthwise, q8), (_, _, q7) in zip(before, after, strict=True):
+        if depthwise:
+            np.testing.assert_array_equal(q7, q8, err_msg=name)
+        else:
+            assert np.abs(q7).max() == NARROW, name
+    # The weights move by at most half a step of the coarser grid.
+    wide, fine = dequantised(narrow), dequantised(proto)
+    for a, b in zip(wide.graph.initializer, fine.graph.initializer, strict=True):
+        w7, w8 = onnx.numpy_helper.to_array(a), onnx.numpy_helper.to_array(b)
+        if w7.ndim > 1:
+            step = np.abs(w8).reshape(len(w8), -1).max(1) / NARROW
+            assert (np.abs(w7 - w8).reshape(len(w8), -1).max(1) <= step / 2 + 1e-7).all()
+    np.testing.assert_allclose(run(narrow, x), run(proto, x, exact=True), atol=0.05)
+    assert narrowed(narrow)[1] == 0               # nothing left to narrow
+
+
+def test_an_export_quantises_with_7_bit_dense_weights(tmp_path):
+    from models.export import quantise
+    fp32 = tmp_path / "small.onnx"
+    x = np.random.default_rng(1).uniform(0, 1, (8, 3, 32, 32)).astype(np.float32)
+    small_onnx(fp32, x)
+    proto = onnx.load(str(fp32))
+    proto.metadata_props.add(key="version", value="small-1")
+    onnx.save(proto, str(fp32))
+    quantise(fp32, tmp_path / "small.int8.onnx", x)
+    int8 = onnx.load(str(tmp_path / "small.int8.onnx"))
+    codes = weight_codes(int8)
+    assert {depthwise for _, depthwise, _ in codes} == {False, True}
+    assert all(np.abs(q).max() <= NARROW for _, depthwise, q in codes if not depthwise)
+    assert {p.key: p.value for p in int8.metadata_props} == {"version": "small-1"}
+    want = small_net()(torch.from_numpy(x)).detach().numpy()
+    assert np.corrcoef(run(int8, x).ravel(), want.ravel())[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("path", [SHIPPED, SHIPPED_VERIFIER])
+def test_the_shipped_files_hold_dense_weights_to_7_bits(path):
+    """Full 8-bit weights in a dense layer saturate on CPUs without VNNI (calibration/int8.md)."""
+    codes = weight_codes(onnx.load(path))
+    assert sum(not depthwise for _, depthwise, _ in codes) > 10
+    wide = [name for name, depthwise, q in codes if not depthwise and np.abs(q).max() > NARROW]
+    assert wide == []
+
+
+def test_on_this_cpu_the_shipped_model_computes_what_its_int8_arithmetic_says():
+    """onnxruntime's integer kernels against the same QDQ graph run as dequantise-then-float
+    (optimisations off), on a simulated parcel: they differ by rounding only, where a
+    saturating kernel moves class probabilities by 0.2."""
+    from edge.config import EdgeConfig
+    from edge.detect.model import Detector
+    from edge.detect.pre import prepare
+    from edge.tools.bench_detect import simulated_parcel
+
+    info = Detector(SHIPPED, warmup=False).info
+    image, _ = simulated_parcel(EdgeConfig())
+    x = prepare(image, info.input_size, info.mean, info.std, info.channel_order,
+                pixels=True).tensor
+    proto = onnx.load(SHIPPED)
+    native, reference = (1 / (1 + np.exp(-run(proto, x, exact)[..., 4:]))
+                         for exact in (False, True))
+    assert reference.max() > 0.3                  # the parcel holds something the model sees
+    assert np.abs(native - reference).max() < 0.05
