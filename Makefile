@@ -57,8 +57,10 @@ test-fast: dev
 # threats). About 195 minutes on two quiet CPU cores from nothing (simulation 9, first stage
 # 70, second 58, export and evaluation 6, calibration set 2, mining 8, second look 36, its
 # export and evaluation 4, thresholds 4); a GPU when torch sees one. Interrupted, run it
-# again with ARGS=--resume (the detector's stages resume; the second look starts over).
+# again with ARGS=--resume: the detector's stages and the second look's training go on from
+# their last checkpoints, and the candidate sets already mined are kept.
 MODEL ?= lite0
+RESUME := $(findstring --resume,$(ARGS))
 CALIB_PARCELS ?= 600
 VERIFY_EPOCHS ?= 3
 EPOCHS ?= 16
@@ -80,12 +82,14 @@ endif
 	$(BIN)/python -m models.evaluate runs/$(MODEL)/$(MODEL).fp32.onnx \
 		models/$(MODEL)/$(MODEL).int8.onnx --data data/sim/test/shard-*
 	$(BIN)/python -m models.data data/sim/calib --parcels $(CALIB_PARCELS) --seed 3001
-	for set in train val calib; do $(BIN)/python -m models.verify mine \
+	for set in train val calib; do \
+		if [ -n "$(RESUME)" ] && [ -f runs/$(MODEL)-verify/$$set.npz ]; then continue; fi; \
+		$(BIN)/python -m models.verify mine \
 		--model models/$(MODEL)/$(MODEL).int8.onnx --data data/sim/$$set/shard-* \
 		--out runs/$(MODEL)-verify/$$set.npz || exit 1; done
 	$(BIN)/python -m models.verify train --mined runs/$(MODEL)-verify/train.npz \
 		--val runs/$(MODEL)-verify/val.npz --model models/$(MODEL)/$(MODEL).int8.onnx \
-		--epochs $(VERIFY_EPOCHS) --out runs/$(MODEL)-verify
+		--epochs $(VERIFY_EPOCHS) --out runs/$(MODEL)-verify $(RESUME)
 	$(BIN)/python -m models.verify export --checkpoint runs/$(MODEL)-verify/last.pt \
 		--model models/$(MODEL)/$(MODEL).int8.onnx --calib runs/$(MODEL)-verify/calib.npz \
 		--out models/$(MODEL)/verifier.int8.onnx

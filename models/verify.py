@@ -185,26 +185,45 @@ def epoch_order(labels: np.ndarray, background: int, rng: np.random.Generator,
 
 
 def fit(train: dict, val: dict, names: Sequence[str], out: Path, epochs: int = 6,
-        batch: int = 64, lr: float = 1e-3, seed: int = 0, max_steps: int = 0) -> dict:
+        batch: int = 64, lr: float = 1e-3, seed: int = 0, max_steps: int = 0,
+        resume: bool = False) -> dict:
     """Trains the verifier on mined crops; after each epoch, prints the validation set's
-    mAP50 with the detector's scores alone and rescored, and saves ``out/last.pt``."""
+    mAP50 with the detector's scores alone and rescored, and saves ``out/last.pt``.
+    ``resume``: go on after the last epoch saved there (same ``epochs`` and ``batch``)."""
     import torch
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     model = network(len(names))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     background = len(names)
-    per_epoch = -(-len(epoch_order(train["labels"], background, rng)) // batch)
+    per_epoch = -(-len(epoch_order(train["labels"], background, np.random.default_rng(seed)))
+                  // batch)
     total = epochs * per_epoch if not max_steps else min(max_steps, epochs * per_epoch)
     warm = min(200, total // 10 + 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / warm) * 0.5 * (
-        1 + np.cos(np.pi * min(k, total) / total)))
+    # Plain floats, so that the checkpoint loads with torch.load's weights_only.
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: float(
+        min(1.0, (k + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(k, total) / total))))
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.05)
     out.mkdir(parents=True, exist_ok=True)
-    history, step, started = [], 0, time.time()
-    for epoch in range(epochs):
+    history, step, first = [], 0, 0
+    if resume and (out / "last.pt").is_file():
+        ckpt = torch.load(out / "last.pt", map_location="cpu")
+        if (ckpt.get("total"), ckpt.get("batch")) != (total, batch):
+            raise SystemExit(f"{out / 'last.pt'} was saved by a run of {ckpt.get('total')} "
+                             f"steps of {ckpt.get('batch')}; this one has {total} of {batch}: "
+                             f"resume with the same --epochs and --batch, or start over")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        history, step, first = ckpt["history"], ckpt["step"], ckpt["epoch"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        print(f"resumed after epoch {first}, step {step}", flush=True)
+    started = time.time()
+    for epoch in range(first, epochs if step < total else first):
         model.train()
+        # Each epoch's draw and jitter depend on the seed and the epoch alone, so a resumed
+        # run sees the crops an uninterrupted one would.
+        rng = np.random.default_rng((seed, epoch))
         order = epoch_order(train["labels"], background, rng)
         for k in range(0, len(order), batch):
             pick = order[k:k + batch]
@@ -230,8 +249,12 @@ def fit(train: dict, val: dict, names: Sequence[str], out: Path, epochs: int = 6
             row[f"map50_w{weight}"] = judged(val, new, names)["mAP50"]
         history.append(row)
         print(json.dumps(row), flush=True)
+        # Written aside, then renamed: an interruption mid-write leaves the last one whole.
         torch.save({"model": model.state_dict(), "epoch": epoch + 1, "history": history,
-                    "classes": list(names)}, out / "last.pt")
+                    "classes": list(names), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "step": step, "total": total,
+                    "batch": batch, "torch_rng": torch.get_rng_state()}, out / "last.pt.part")
+        (out / "last.pt.part").replace(out / "last.pt")
         if step >= total:
             break
     return {"model": model, "history": history}
@@ -321,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--max-steps", type=int, default=0)
+    t.add_argument("--resume", action="store_true",
+                   help="go on after the last epoch saved in --out")
     j = sub.add_parser("judge", help="the detector alone against rescored, on mined sets")
     j.add_argument("--checkpoint", type=Path, required=True)
     j.add_argument("--model", type=Path, required=True, help="the detector (class names)")
@@ -369,7 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.time()
         mined = mine(args.model, records)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(args.out, **mined)
+        part = args.out.with_name(args.out.name + ".part.npz")
+        np.savez(part, **mined)        # renamed once whole: a resumed make train reuses it
+        part.replace(args.out)
         counts = np.bincount(mined["labels"])
         print(f"{len(mined['labels'])} crops from {len(records)} images "
               f"({time.time() - started:.0f} s); by label {counts.tolist()}")
@@ -380,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     names = Detector(args.model, threads=1).info.classes
     fit(load_mined(args.mined), load_mined(args.val), names, args.out, args.epochs, args.batch,
-        args.lr, max_steps=args.max_steps)
+        args.lr, max_steps=args.max_steps, resume=args.resume)
     return 0
 
 

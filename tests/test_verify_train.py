@@ -77,3 +77,33 @@ def test_a_short_run_exports_a_verifier_the_runtime_loads_and_agrees_with_torch(
     want = verify.predict(model, crops)
     np.testing.assert_allclose(got, want, atol=1e-4)
     np.testing.assert_allclose(got.sum(1), 1, atol=1e-5)
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(mined, tmp_path, monkeypatch):
+    """Stopped after its first epoch's checkpoint, a run resumed with ``resume`` ends with the
+    weights of a run never stopped; another schedule is refused rather than mixed in."""
+    _, m = mined
+    whole = verify.fit(m, m, CLASSES, tmp_path / "whole", epochs=2, batch=8)
+    real, calls = verify.predict, []
+
+    def stopped_in_the_second_epoch(model, crops, batch=128):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(model, crops, batch)
+
+    monkeypatch.setattr(verify, "predict", stopped_in_the_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        verify.fit(m, m, CLASSES, tmp_path / "cut", epochs=2, batch=8)
+    monkeypatch.setattr(verify, "predict", real)
+    assert torch.load(tmp_path / "cut" / "last.pt")["epoch"] == 1
+    resumed = verify.fit(m, m, CLASSES, tmp_path / "cut", epochs=2, batch=8, resume=True)
+    assert [row["epoch"] for row in resumed["history"]] == [1, 2]
+    untimed = [[{k: v for k, v in row.items() if k != "minutes"} for row in run["history"]]
+               for run in (resumed, whole)]
+    assert untimed[0] == untimed[1]
+    want = whole["model"].state_dict()
+    for name, value in resumed["model"].state_dict().items():
+        torch.testing.assert_close(value, want[name], msg=name)
+    with pytest.raises(SystemExit, match="same --epochs"):
+        verify.fit(m, m, CLASSES, tmp_path / "cut", epochs=3, batch=8, resume=True)
