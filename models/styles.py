@@ -8,6 +8,7 @@ in-house estimate of what a real scanner's own choices cost: held-out styles sta
 scanners we have no scans from.
 
     python -m models.styles models/parcelnet/parcelnet.int8.onnx [--every 2] [--json]
+    python -m models.styles models/lite0/lite0.int8.onnx --verifier models/lite0/verifier.int8.onnx
 """
 
 from __future__ import annotations
@@ -97,11 +98,12 @@ def setup_sets(root: Path, parcels: int, seed: int = 3001) -> dict[str, Path]:
     return folders
 
 
-def style_table(models: Sequence[tuple[str, Callable, object]], records: Sequence,
+def style_table(models: Sequence[tuple[str, Callable, object, object]], records: Sequence,
                 setups: dict[str, Sequence] | None = None, progress: bool = False) -> list[dict]:
     """One row per style, then per scanner set-up: images, the row it is compared with, and
-    mAP50 and mAP50:95 of each model (``(name, raw, info)``) on it. Styles compare with the
-    test images as simulated, set-ups with the seen set-up (the same parcels)."""
+    mAP50 and mAP50:95 of each model (``(name, raw, info, verifier)``, the verifier None or
+    a second look that rescores its candidates) on it. Styles compare with the test images
+    as simulated, set-ups with the seen set-up (the same parcels)."""
     from models.evaluate import evaluate
 
     first = next(iter(STYLES))
@@ -110,8 +112,8 @@ def style_table(models: Sequence[tuple[str, Callable, object]], records: Sequenc
     rows = []
     for name, recs, style, base in cases:
         row = {"style": name, "images": len(recs), "against": base, "models": {}}
-        for model, raw, info in models:
-            scores = evaluate(raw, info, recs, progress, transform=style)
+        for model, raw, info, verifier in models:
+            scores = evaluate(raw, info, recs, progress, transform=style, verifier=verifier)
             row["models"][model] = {"mAP50": scores["mAP50"], "mAP50_95": scores["mAP50_95"]}
         rows.append(row)
     return rows
@@ -123,7 +125,9 @@ def report(rows: list[dict]) -> str:
     models = list(rows[0]["models"])
     lines = ["mAP50, and its change from the images as simulated (styles) or from the seen "
              "set-up (the same parcels at other pitches)",
-             f"{'':34s}{'images':>8s}" + "".join(f"{Path(m).name[-24:]:>26s}" for m in models)]
+             f"{'':34s}{'images':>8s}" + "".join(
+                 f"{' + '.join(Path(p).name for p in m.split(' + '))[-24:]:>26s}"
+                 for m in models)]
     for row in rows:
         base = by_name[row["against"]]["models"]
         cells = "".join(f"{row['models'][m]['mAP50']:>16.3f} "
@@ -147,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="where the parcels of each scanner set-up are simulated once")
     parser.add_argument("--parcels", type=int, default=100,
                         help="parcels per scanner set-up (0: no set-up rows)")
+    parser.add_argument("--verifier", type=Path, default=None, metavar="FILE",
+                        help="a second look (edge.detect.verify): each model is also scored "
+                             "with it rescoring its candidates")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not args.data:
@@ -154,7 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     records = [r for folder in args.data for r in coco_records(folder)][::args.every]
     setups = {name: coco_records(folder) for name, folder in
               setup_sets(args.setups, args.parcels).items()} if args.parcels > 0 else {}
-    models = [(str(p), *onnx_raw(p)) for p in args.models]
+    models = [(str(p), *onnx_raw(p), None) for p in args.models]
+    if args.verifier is not None:
+        from edge.detect.verify import Verifier
+        verifier = Verifier(args.verifier)
+        models += [(f"{name} + {args.verifier}", raw, info, verifier)
+                   for name, raw, info, _ in models if tuple(info.classes) == verifier.classes]
     rows = style_table(models, records, setups, progress=not args.json)
     print(json.dumps(json_ready(rows)) if args.json else report(rows))
     return 0

@@ -56,13 +56,23 @@ def test_table_scores_every_style_against_its_baseline(tmp_path):
     (tmp_path / "annotations.json").write_text(json.dumps(coco))
     records = coco_records(tmp_path, classes=("gun", "knife"))   # the planted model's
     det = Detector(model)
-    rows = styles.style_table([("m", det.raw, det.info)], records,
+    from test_verify import tiny_verifier
+
+    from edge.detect.verify import Verifier
+    verifier = Verifier(tiny_verifier(tmp_path / "v.onnx", classes=("gun", "knife")))
+    looked_at, rescore = [], verifier.rescore
+    verifier.rescore = lambda image, found: looked_at.append(len(found)) or rescore(image, found)
+    rows = styles.style_table([("m", det.raw, det.info, None),
+                               ("m + v", det.raw, det.info, verifier)], records,
                               {styles.CONTROL: records, "other": records[:2]})
     assert [r["style"] for r in rows] == [*styles.STYLES, styles.CONTROL, "other"]
     assert {r["against"] for r in rows[:len(styles.STYLES)]} == {"as simulated"}
     assert rows[-1]["against"] == styles.CONTROL and rows[-1]["images"] == 2
     plain = evaluate(det.raw, det.info, records)
     assert rows[0]["models"]["m"]["mAP50"] == plain["mAP50"]
+    assert len(looked_at) == sum(r["images"] for r in rows)      # every image, every row
+    second = evaluate(det.raw, det.info, records, verifier=verifier)   # rescored as at run time
+    assert rows[0]["models"]["m + v"]["mAP50"] == second["mAP50"]
     text = styles.report(rows)
     assert "JPEG quality 30" in text and "(+0.000)" in text
 
