@@ -123,14 +123,15 @@ def report(rows: list[dict]) -> str:
     """mAP50 per style and model, with its change from the row it is compared with."""
     by_name = {row["style"]: row for row in rows}
     models = list(rows[0]["models"])
+    # A model's file name, and its second look's after " + " (style_table's names).
+    titles = [" + ".join(Path(part).name for part in m.split(" + ")) for m in models]
+    width = max(26, *(len(t) + 2 for t in titles))
     lines = ["mAP50, and its change from the images as simulated (styles) or from the seen "
              "set-up (the same parcels at other pitches)",
-             f"{'':34s}{'images':>8s}" + "".join(
-                 f"{' + '.join(Path(p).name for p in m.split(' + '))[-24:]:>26s}"
-                 for m in models)]
+             f"{'':34s}{'images':>8s}" + "".join(f"{t:>{width}s}" for t in titles)]
     for row in rows:
         base = by_name[row["against"]]["models"]
-        cells = "".join(f"{row['models'][m]['mAP50']:>16.3f} "
+        cells = "".join(f"{row['models'][m]['mAP50']:>{width - 10}.3f} "
                         f"({row['models'][m]['mAP50'] - base[m]['mAP50']:+.3f})"
                         for m in models)
         lines.append(f"{row['style']:34s}{row['images']:>8d}{cells}")
