@@ -229,8 +229,8 @@ def _bench_faults(args) -> int:
     from simulator.soak import FAULT_AT_S, SPEEDS, soak
 
     columns = ["fault", "speed_mm_s", "parcels", "threat_parcels", "passed_threats", "alarms",
-               "alarm_after_s", "applied_twice", "lost_counted", "lost_seen", "uninspected",
-               "false_diverts", "ok"]
+               "alarm_after_s", "applied_twice", "lost_counted", "lost_seen", "lost_unheard",
+               "uninspected", "false_diverts", "ok"]
     def show(row: dict) -> None:
         print("  ".join(str(row[c]) for c in columns), flush=True)
 
@@ -238,7 +238,8 @@ def _bench_faults(args) -> int:
     if not args.json:
         print(f"fault soak: {seconds:g} s a run, faults from {FAULT_AT_S:g} s; a run holds when "
               "no threat passed, nothing was applied twice, lost commands were counted "
-              "exactly and a fault that breaks the output path raised an alarm")
+              "exactly (but for applied ones whose every ACK was dropped: lost_unheard) and a "
+              "fault that breaks the output path raised an alarm")
         print("  ".join(columns))
     try:
         rows = soak(seconds, args.speeds or SPEEDS, args.only, None if args.json else show)

@@ -100,6 +100,9 @@ class SimModbusPlc:
     def applied_keys(self) -> set[tuple[int, int]]:
         return self.program.applied_keys()
 
+    def unheard_keys(self) -> set[tuple[int, int]]:
+        return self.program.unheard_keys()
+
     def stop_answering(self, seconds: float) -> None:
         """Fault (modbus-timeout): requests go unheard for ``seconds``, the diverter runs on
         (its watchdog then trips: divert all)."""
@@ -199,6 +202,7 @@ class SimModbusPlc:
             return REFUSALS[refused]
         if self.program.drop_acks and self._rng.random() < self.program.drop_acks:
             self.stats.acks_dropped += 1
+            self.program.mark_unheard(command)
             self._drop_reply = True  # applied, but the host never hears so: it writes again
         return None
 

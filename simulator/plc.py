@@ -40,6 +40,9 @@ class SimStats:
     bad_payload: int = 0  # NAK reason 1 sent
     busy: int = 0  # NAK reason 3 sent (``nak_busy``)
     acks_dropped: int = 0  # applied but deliberately left unacknowledged (``drop_acks``)
+    # (epoch, key) of applied commands with an ACK dropped: if it was the last the host would
+    # have heard, the host counts a command lost that took effect, and cannot know better.
+    unheard: set[tuple[int, int]] = field(default_factory=set)
     misfires: int = 0  # command position > tolerance from the true edge: not honoured
     unexpected: int = 0  # diverts fired for parcels the photo-eye never reported
     releases_dropped: int = 0  # held releases forgotten on divert-all or a new host session
@@ -154,6 +157,16 @@ class SimPlc:
         with self._lock:
             return set(self.stats.applied)
 
+    def mark_unheard(self, command: Command) -> None:
+        """An ACK for applied ``command`` was dropped (``drop_acks``)."""
+        with self._lock:
+            self.stats.unheard.add((command.epoch, command.key))
+
+    def unheard_keys(self) -> set[tuple[int, int]]:
+        """Applied commands with at least one ACK dropped (``SimStats.unheard``)."""
+        with self._lock:
+            return set(self.stats.unheard)
+
     def go_silent(self, seconds: float) -> None:
         """Fault: the serial side goes deaf and mute for ``seconds``, the port stays present
         and the diverter keeps working (its watchdog then trips: divert all)."""
@@ -240,6 +253,7 @@ class SimPlc:
                 self._reply(frames.nak(self._next_seq(), frame.seq, refused))
             elif self._rng.random() < self.drop_acks:
                 self.stats.acks_dropped += 1
+                self.mark_unheard(command)
             else:
                 self._reply(frames.ack(self._next_seq(), frame.seq))
         else:
