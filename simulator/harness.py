@@ -186,8 +186,7 @@ class SimulatedHub(Hub):
             diverted = {i for i in accounted if outcomes[i] == "diverted"}
             threats = {i for i in accounted if self.threat_truth.get(i)}
             n_parcels = len(accounted)
-            out["plc"]["sim_plc"] = {k: (len(v) if isinstance(v, list) else v)
-                                     for k, v in vars(self.plc.stats).items()}
+            out["plc"]["sim_plc"] = self.plc.stats.report()
             out.update({"belt_parcels": n_parcels, "threat_parcels": len(threats),
                         "diverted": len(diverted), "missed_threats": len(threats - diverted),
                         "false_diverts": len(diverted - threats)})

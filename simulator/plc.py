@@ -56,6 +56,10 @@ class SimStats:
     silent_s: float = 0.0  # time spent deaf and mute (``go_silent``)
     port_losses: int = 0  # times the port vanished (``lose_port``)
 
+    def report(self) -> dict:
+        """The figures for a run's summary: collections as their sizes."""
+        return {k: (len(v) if isinstance(v, (list, set)) else v) for k, v in vars(self).items()}
+
 
 class SimPlc:
     """Belt PLC with a diverter; ``path`` is the port the host opens (after ``start``).

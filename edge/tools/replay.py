@@ -298,8 +298,7 @@ class ReplayHub(Hub):
         if self.plc is not None:
             outcomes = self._diverter_outcomes()
             diverted = {seq for seq, what in outcomes.items() if what == "diverted"}
-            out["plc"]["sim_plc"] = {k: (len(v) if isinstance(v, list) else v)
-                                     for k, v in vars(self.plc.stats).items()}
+            out["plc"]["sim_plc"] = self.plc.stats.report()
             out["diverter_seen"] = len(outcomes)
         out["diverted"] = len(diverted)
         source = self.scanner
