@@ -15,6 +15,11 @@ weights, the quantisation and the outputs at the file's input size are unchanged
 writes the same network in float32 with the INT8 file's weights (quantisation nodes removed):
 the float graph to time beside the INT8 one where the export's own FP32 file is not at hand.
 Its accuracy is not the FP32 export's: its weights keep their 8-bit rounding.
+
+    python -m models.graph models/lite0/lite0.int8.onnx --narrow
+
+requantises the weights of dense convolutions and matrix products to 7 bits (``narrowed``), as
+``models.export`` now does: a file made with full 8-bit weights saturates on CPUs without VNNI.
 """
 
 from __future__ import annotations
@@ -217,7 +222,7 @@ def main(argv=None) -> int:
     p.add_argument("--float", action="store_true",
                    help="also remove the quantisation: float32 with the file's INT8 weights")
     p.add_argument("--narrow", action="store_true",
-                   help="requantise the weights of dense convolutions to 7 bits (see narrowed); "
+                   help="requantise dense layers' weights to 7 bits (see narrowed); "
                         "the version gains -w7")
     args = p.parse_args(argv)
     if args.float and args.out is None:
