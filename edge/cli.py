@@ -94,8 +94,7 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
         detector = _open_detector(args, config)
         if detector is None:
             return 2
-        choice = _verifier_choice(args, config, args.model)
-        verifier = _open_verifier(choice, config, detector.info.classes)
+        verifier = _open_verifier(args.verifier, config, detector.info.classes, args.model)
         if verifier is False:
             return 2
         version = cascade_version(detector.info.version, verifier)
@@ -305,20 +304,17 @@ def _bench_parcels(args, config, paths: list[Path]) -> int:
     return 0
 
 
-def _verifier_choice(args, config: EdgeConfig, model: Path | None) -> str | None:
-    """``--verifier``; without it, none when ``model`` is another model than the configured
-    one (the configured second look was trained on the configured model's boxes)."""
-    if args.verifier is None and model is not None and config.detector.model is not None \
-            and Path(model).resolve() != Path(config.detector.model).resolve():
-        return "none"
-    return args.verifier
-
-
-def _open_verifier(choice: str | None, config: EdgeConfig, classes: tuple[str, ...]):
-    """The second look of ``choice`` (a file, "none", or None: the config's), None for none,
-    or False after saying why it cannot be used."""
+def _open_verifier(choice: str | None, config: EdgeConfig, classes: tuple[str, ...],
+                   model: Path | None = None):
+    """The second look of ``choice`` (``--verifier``: a file, "none", or None: the config's),
+    None for none, or False after saying why it cannot be used. Without a choice, none for
+    a ``model`` other than the configured one (the configured second look was trained on
+    the configured model's boxes)."""
     from edge.detect.model import ModelError
     from edge.detect.verify import Verifier
+    if choice is None and model is not None and config.detector.model is not None \
+            and Path(model).resolve() != Path(config.detector.model).resolve():
+        choice = "none"
     path = config.detector.verifier if choice is None else \
         None if choice == "none" else Path(choice)
     if path is None:
@@ -369,8 +365,7 @@ def cmd_detect(args) -> int:
     detector = _open_detector(args, config)
     if detector is None:
         return 2
-    choice = _verifier_choice(args, config, args.model)
-    verifier = _open_verifier(choice, config, detector.info.classes)
+    verifier = _open_verifier(args.verifier, config, detector.info.classes, args.model)
     if verifier is False:
         return 2
     if verifier is not None:
@@ -379,9 +374,10 @@ def cmd_detect(args) -> int:
     conf = args.conf
     if conf is None:   # what the live loop would divert on: its calibrated table, or the default
         from edge.decide import Policy
-        version = detector.version if verifier is not None else detector.info.version
+        from edge.detect.verify import cascade_version
         try:
-            conf = Policy.from_config(config, detector.info.classes, version).thresholds
+            conf = Policy.from_config(config, detector.info.classes,
+                                      cascade_version(detector.info.version, verifier)).thresholds
         except ValueError as exc:   # a site table made for another model
             conf = config.detector.score_threshold
             print(f"edge: {exc}; detecting at detector.score_threshold {conf}", file=sys.stderr)
@@ -409,7 +405,7 @@ def cmd_evaluate(args) -> int:
     detectors = [_open_model(path, config) for path in args.models or [None]]
     if any(d is None for d in detectors):
         return 2
-    verifiers = [_open_verifier(_verifier_choice(args, config, path), config, d.info.classes)
+    verifiers = [_open_verifier(args.verifier, config, d.info.classes, path)
                  for path, d in zip(args.models or [None], detectors, strict=True)]
     if any(v is False for v in verifiers):
         return 2

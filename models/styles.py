@@ -123,9 +123,8 @@ def report(rows: list[dict]) -> str:
     """mAP50 per style and model, with its change from the row it is compared with."""
     by_name = {row["style"]: row for row in rows}
     models = list(rows[0]["models"])
-    # A model's file name, and its second look's after " + " (style_table's names).
-    titles = [" + ".join(Path(part).name for part in m.split(" + ")) for m in models]
-    width = max(26, *(len(t) + 2 for t in titles))
+    from edge.tools.evaluate import column_titles
+    titles, width = column_titles(models, 26)
     lines = ["mAP50, and its change from the images as simulated (styles) or from the seen "
              "set-up (the same parcels at other pitches)",
              f"{'':34s}{'images':>8s}" + "".join(f"{t:>{width}s}" for t in titles)]

@@ -80,6 +80,13 @@ def confusion_report(path: str, table: dict) -> str:
     return "\n".join(lines)
 
 
+def column_titles(names: Sequence[str], least: int) -> tuple[list[str], int]:
+    """Table columns for result keys: a model's file name, and its second look's after " + "
+    (evaluate_models' keys); and a width of at least ``least`` that fits every title."""
+    titles = [" + ".join(Path(part).name for part in name.split(" + ")) for name in names]
+    return titles, max(least, *(len(t) + 2 for t in titles))
+
+
 def _cell(value: float, width: int) -> str:
     return f"{'-':>{width}s}" if math.isnan(value) else f"{value:{width}.3f}"
 
@@ -88,9 +95,7 @@ def report(models: dict[str, dict]) -> str:
     """A table: one column per model, AP50 per class, then mAP50 and mAP50:95 (the mean over
     the classes with labelled objects; a dash where a class has none)."""
     first = next(iter(models.values()))
-    # A model's file name, and its second look's after " + " (evaluate_models' keys).
-    titles = [" + ".join(Path(part).name for part in p.split(" + ")) for p in models]
-    width = max(30, *(len(t) + 2 for t in titles))
+    titles, width = column_titles(list(models), 30)
     lines = [f"{first['images']} images; AP50 per class (labelled objects in brackets)",
              f"{'class':20s}" + "".join(f"{t:>{width}s}" for t in titles)]
     for name, row in first["classes"].items():
