@@ -27,10 +27,11 @@ import cv2
 import numpy as np
 
 from edge.detect.boxes import box_iou
-from edge.detect.verify import EMPTY_BELT, FLOOR, rescored, square_crops
+from edge.detect.verify import EMPTY_BELT, FLOOR, SHAPES, crops_of, rescored
 
 CROP = 128          # the verifier's input side
-CONTEXT = 1.6       # the crop's side over the candidate's longer side
+CONTEXT = 1.6       # the crop's span over the candidate's side
+SHAPE = "square"    # how a candidate becomes a crop (edge.detect.verify.crops_of)
 MIN_SIDE = 40       # px of the full image: small candidates keep this much context
 HELD = 160          # crops are held larger than CROP so training can jitter them
 MATCH_IOU = 0.5     # a candidate shows a threat when it overlaps its box this much
@@ -54,9 +55,11 @@ def candidate_labels(boxes: np.ndarray, truth_boxes: np.ndarray, truth_classes: 
     return labels
 
 
-def mine(model: Path, records: Sequence, progress: bool = True) -> dict[str, np.ndarray]:
-    """The detector's candidates on ``records`` and every truth box, as held crops with their
-    labels; candidates keep their detector score and class (truth boxes score -1)."""
+def mine(model: Path, records: Sequence, progress: bool = True,
+         shape: str = SHAPE) -> dict[str, np.ndarray]:
+    """The detector's candidates on ``records`` and every truth box, as held crops of
+    ``shape`` with their labels; candidates keep their detector score and class (truth boxes
+    score -1)."""
     from edge.detect.model import Detector, detect_with
     from models.data import read_bgr
     detector = Detector(model, threads=2)
@@ -71,13 +74,13 @@ def mine(model: Path, records: Sequence, progress: bool = True) -> dict[str, np.
         found = detect_with(detector.raw, detector.info, image, MINE_SCORE, 0.5)
         keep = np.argsort(-found.score)[:MINE_TOP]
         boxes = np.concatenate([found.xyxy[keep], r.boxes]).astype(np.float32)
-        crops.append(square_crops(image, boxes, HELD, CONTEXT * HELD / CROP, MIN_SIDE))
+        crops.append(crops_of(shape, image, boxes, HELD, CONTEXT * HELD / CROP, MIN_SIDE))
         labels.append(candidate_labels(boxes, r.boxes, r.classes, background))
         scores.append(np.concatenate([found.score[keep], -np.ones(len(r.boxes))]))
         classes.append(np.concatenate([found.class_id[keep], r.classes]))
         images.append(np.full(len(boxes), index))
         kept.append(boxes)
-    return {"n_images": np.array(len(records)),
+    return {"n_images": np.array(len(records)), "shape": np.array(shape),
             "crops": np.concatenate(crops), "labels": np.concatenate(labels),
             "boxes": np.concatenate(kept),
             "scores": np.concatenate(scores).astype(np.float32),
@@ -191,6 +194,10 @@ def fit(train: dict, val: dict, names: Sequence[str], out: Path, epochs: int = 6
     mAP50 with the detector's scores alone and rescored, and saves ``out/last.pt``.
     ``resume``: go on after the last epoch saved there (same ``epochs`` and ``batch``)."""
     import torch
+    shape = mined_shape(train)
+    if mined_shape(val) != shape:
+        raise SystemExit(f"training crops are {shape!r} crops, validation ones "
+                         f"{mined_shape(val)!r}: mine both with the same --shape")
     torch.manual_seed(seed)
     model = network(len(names))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -253,14 +260,16 @@ def fit(train: dict, val: dict, names: Sequence[str], out: Path, epochs: int = 6
         torch.save({"model": model.state_dict(), "epoch": epoch + 1, "history": history,
                     "classes": list(names), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "step": step, "total": total,
-                    "batch": batch, "torch_rng": torch.get_rng_state()}, out / "last.pt.part")
+                    "batch": batch, "torch_rng": torch.get_rng_state(), "shape": shape},
+                   out / "last.pt.part")
         (out / "last.pt.part").replace(out / "last.pt")
         if step >= total:
             break
     return {"model": model, "history": history}
 
 
-def export(model, names: Sequence[str], weight: float, out: Path, version: str) -> Path:
+def export(model, names: Sequence[str], weight: float, out: Path, version: str,
+           shape: str = SHAPE) -> Path:
     """The verifier as an ONNX file the runtime loads (edge.detect.verify.Verifier): uint8
     BGR crops [N, 3, CROP, CROP] in, probabilities [N, classes + 1] out, metadata attached.
     FP32: a crop is a fraction of a tile, and a few candidates per parcel cost little."""
@@ -283,7 +292,7 @@ def export(model, names: Sequence[str], weight: float, out: Path, version: str) 
     proto = onnx.load(str(out))
     meta = {"classes": json.dumps(list(names)), "crop": json.dumps(CROP),
             "context": json.dumps(CONTEXT), "min_side": json.dumps(MIN_SIDE),
-            "weight": json.dumps(weight), "version": version}
+            "weight": json.dumps(weight), "shape": json.dumps(shape), "version": version}
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
@@ -322,6 +331,11 @@ def compare(model, sets: dict[str, dict], choose_on: str, names: Sequence[str],
     return rows
 
 
+def mined_shape(mined: dict) -> str:
+    """The crop shape a mined set was cut in (sets mined before shapes existed: square)."""
+    return str(mined["shape"]) if "shape" in mined else "square"
+
+
 def load_mined(path: Path) -> dict:
     with np.load(path) as f:
         return {k: f[k] for k in f.files}
@@ -334,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     m.add_argument("--model", type=Path, required=True)
     m.add_argument("--data", type=Path, nargs="+", required=True)
     m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--shape", choices=SHAPES, default=SHAPE,
+                   help="how a candidate becomes a crop (edge.detect.verify.crops_of)")
     t = sub.add_parser("train", help="train the verifier on mined crops")
     t.add_argument("--mined", type=Path, required=True)
     t.add_argument("--val", type=Path, required=True)
@@ -369,12 +385,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         model.load_state_dict(ckpt["model"])
         version = f"verifier-e{ckpt['epoch']}-{weights_digest({'ema': ckpt['model']})}"
         fp32 = export(model.eval(), names, args.weight,
-                      args.checkpoint.parent / "verifier.fp32.onnx", version)
+                      args.checkpoint.parent / "verifier.fp32.onnx", version,
+                      ckpt.get("shape", "square"))
         crops = centre(load_mined(args.calib)["crops"])
         pick = np.random.default_rng(0).choice(len(crops), min(CALIBRATION_CROPS, len(crops)),
                                                replace=False)
-        quantise(fp32, args.out, np.ascontiguousarray(crops[np.sort(pick)].transpose(0, 3, 1, 2)),
-                 reduce_range=False)
+        quantise(fp32, args.out, np.ascontiguousarray(crops[np.sort(pick)].transpose(0, 3, 1, 2)))
         print(f"{fp32} and {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
         return 0
     if args.command == "judge":
@@ -392,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from models.data import coco_records
         records = [r for folder in args.data for r in coco_records(folder)]
         started = time.time()
-        mined = mine(args.model, records)
+        mined = mine(args.model, records, shape=args.shape)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         part = args.out.with_name(args.out.name + ".part.npz")
         np.savez(part, **mined)        # renamed once whole: a resumed make train reuses it

@@ -10,13 +10,14 @@ from onnx import TensorProto, helper
 
 from edge.config import EdgeConfig
 from edge.detect.model import ModelError
-from edge.detect.verify import Verifier, cascade_version, rescored, square_crops
+from edge.detect.verify import Verifier, box_crops, cascade_version, rescored, square_crops
 from edge.types import Detections
 
 CLASSES = ("gun", "gun_part", "ammunition", "knife", "blade", "shuriken", "baton", "explosive")
 
 
-def tiny_verifier(path, classes=CLASSES, crop=32, weight=0.5, whiteness=4.0, drop=()):
+def tiny_verifier(path, classes=CLASSES, crop=32, weight=0.5, whiteness=4.0, drop=(),
+                  shape=None):
     """A real ONNX verifier: logits from the crop's mean colour, the last ("none") growing
     with whiteness (an empty belt is white), the threat classes all at 0."""
     n = len(classes) + 1
@@ -37,6 +38,8 @@ def tiny_verifier(path, classes=CLASSES, crop=32, weight=0.5, whiteness=4.0, dro
     model.ir_version = 8
     meta = {"classes": json.dumps(list(classes)), "crop": "32", "context": "1.5",
             "min_side": "10", "weight": json.dumps(weight), "version": "tiny-1"}
+    if shape is not None:
+        meta["shape"] = json.dumps(shape)
     for key, value in meta.items():
         if key not in drop:
             model.metadata_props.add(key=key, value=value)
@@ -61,6 +64,42 @@ def test_beyond_the_image_a_crop_is_empty_belt_and_small_boxes_keep_context():
     assert crop[0, 0].tolist() == [255, 255, 255]
     assert crop[-1, -1].tolist() == [0, 0, 0]
     assert square_crops(image, np.zeros((0, 4)), 40, 2.0, 20).shape == (0, 40, 40, 3)
+
+
+def test_a_box_crop_fills_its_middle_with_the_box_whatever_its_shape():
+    image = np.full((200, 300, 3), 255, np.uint8)
+    image[90:110, 140:180] = 0                        # a 40 x 20 px object, centre (160, 100)
+    crop = box_crops(image, np.array([[140, 90, 180, 110]]), 60, context=1.5, min_side=8)[0]
+    dark = np.argwhere(crop[..., 0] < 128)
+    # Each axis: 1.5 times the box's side onto 60 px, so the box spans the middle 40 x 40
+    # (to a pixel: the 20 px side is scaled up twice, its last row half covered).
+    assert dark[:, 1].min() == 10 and dark[:, 1].max() == 49
+    assert dark[:, 0].min() == 10 and dark[:, 0].max() in (48, 49)
+    # The same object in a box twice as wide shows half as wide, centred: the crop tells a
+    # box that holds its object from one that does not.
+    wide = box_crops(image, np.array([[120, 90, 200, 110]]), 60, context=1.5, min_side=8)[0]
+    dark = np.argwhere(wide[..., 0] < 128)
+    assert dark[:, 1].min() == 20 and dark[:, 1].max() == 39
+    # A thin box keeps ``min_side`` of context across; none at all is an empty batch.
+    thin = box_crops(image, np.array([[150, 90, 152, 110]]), 60, context=1.5, min_side=8)[0]
+    dark = np.argwhere(thin[..., 0] < 128)
+    assert dark[:, 1].min() == 0 and dark[:, 1].max() == 59      # 12 px of image across
+    assert box_crops(image, np.zeros((0, 4)), 40, 2.0, 20).shape == (0, 40, 40, 3)
+    with pytest.raises(ValueError, match="BGR uint8"):
+        box_crops(image[..., 0], np.array([[0, 0, 4, 4]]), 40, 2.0, 20)
+
+
+def test_a_verifier_cuts_the_crops_its_metadata_names(tmp_path):
+    image = np.full((100, 200, 3), 255, np.uint8)
+    image[20:60, 20:40] = 0
+    boxes = np.array([[20, 20, 40, 60]])
+    square = Verifier(tiny_verifier(tmp_path / "s.onnx"))
+    box = Verifier(tiny_verifier(tmp_path / "b.onnx", shape="box"))
+    assert (square.shape, box.shape) == ("square", "box")
+    # The box's crop is dark in its whole middle; the square's is white beside the object.
+    assert box.probabilities(image, boxes)[0, -1] < square.probabilities(image, boxes)[0, -1]
+    with pytest.raises(ModelError, match="crop shape 'round'"):
+        Verifier(tiny_verifier(tmp_path / "r.onnx", shape="round"))
 
 
 def test_rescoring_only_lowers_scores():

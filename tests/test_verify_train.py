@@ -107,3 +107,33 @@ def test_an_interrupted_run_resumes_where_it_stopped(mined, tmp_path, monkeypatc
         torch.testing.assert_close(value, want[name], msg=name)
     with pytest.raises(SystemExit, match="same --epochs"):
         verify.fit(m, m, CLASSES, tmp_path / "cut", epochs=3, batch=8, resume=True)
+
+
+def test_the_export_command_writes_an_int8_verifier_the_runtime_loads(mined, tmp_path):
+    """``models.verify export`` as ``make train`` calls it: FP32 beside the checkpoint, then
+    the INT8 file, tracking the FP32 one."""
+    _, m = mined
+    verify.fit(m, m, CLASSES, tmp_path / "run", epochs=1, batch=8, max_steps=2)
+    np.savez(tmp_path / "calib.npz", **m)
+    out = tmp_path / "verifier.int8.onnx"
+    assert verify.main(["export", "--checkpoint", str(tmp_path / "run" / "last.pt"),
+                        "--model", str(SHIPPED_MODEL), "--calib", str(tmp_path / "calib.npz"),
+                        "--out", str(out)]) == 0
+    fp32, int8 = Verifier(tmp_path / "run" / "verifier.fp32.onnx"), Verifier(out)
+    assert int8.classes == CLASSES and int8.weight == verify.WEIGHT
+    assert int8.shape == fp32.shape == verify.mined_shape(m) == verify.SHAPE
+    assert int8.version == fp32.version
+    crops = np.ascontiguousarray(verify.centre(m["crops"][:8]).transpose(0, 3, 1, 2))
+    want = fp32.session.run(None, {"images": crops})[0]
+    got = int8.session.run(None, {"images": crops})[0]
+    # A network two steps from its initial weights: INT8 tracks FP32, not to the last digit.
+    np.testing.assert_allclose(got.sum(1), 1, atol=0.02)
+    assert np.abs(got - want).mean() < 0.05
+    assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.9
+
+
+def test_training_refuses_validation_crops_of_another_shape(mined, tmp_path):
+    _, m = mined
+    other = dict(m, shape=np.array("box" if verify.SHAPE == "square" else "square"))
+    with pytest.raises(SystemExit, match="same --shape"):
+        verify.fit(m, other, CLASSES, tmp_path / "run", epochs=1, batch=8, max_steps=1)

@@ -8,9 +8,13 @@ probability that it shows a threat, raised to ``weight``: the score can only fal
 candidates under the thresholds before the second look never need one.
 
 A verifier file is self-describing, like a detector file: ``classes`` (the detector's, in its
-order; the last output is "none"), ``crop`` (input side), ``context`` (crop side over the
-box's longer side), ``min_side`` (px of the image below which a box keeps that much context)
-and ``weight`` travel in its metadata (models/README.md).
+order; the last output is "none"), ``crop`` (input side), ``context`` (crop span over the
+box's side), ``min_side`` (px of the image below which a box keeps that much context),
+``weight`` and ``shape`` travel in its metadata (models/README.md). ``shape`` says how a box
+becomes a crop: "square" (a square around it, scaled alike on both axes) or "box" (the box
+and its context on each axis, each axis scaled to the crop, so that the box always fills the
+crop's middle and the verifier sees where the box lies on the object); files without it
+are "square".
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from edge.detect.pre import as_bgr8
 from edge.types import Detections
 
 REQUIRED_KEYS = ("classes", "crop", "context", "min_side", "weight")
+SHAPES = ("square", "box")
 EMPTY_BELT = (255, 255, 255)   # beyond the image's edge: nothing in the beam
 # Evaluation and calibration keep boxes far below any operating point (AP integrates over
 # all of them): under this detector score, thousands per image, they are dropped rather than
@@ -39,9 +44,7 @@ def square_crops(image: np.ndarray, boxes: np.ndarray, side: int, context: float
     """[N, side, side, 3] uint8: squares of a BGR uint8 ``image`` centred on ``boxes`` (xyxy,
     image pixels) spanning ``context`` times their longer side (at least ``min_side``),
     scaled to ``side``."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected a BGR uint8 image [H, W, 3], got {image.dtype} "
-                         f"{image.shape} (edge.detect.pre.as_bgr8 converts any scan)")
+    _check_bgr8(image)
     crops = []
     for x0, y0, x1, y1 in np.asarray(boxes, np.float64).reshape(-1, 4):
         span = max(x1 - x0, y1 - y0, min_side) * context
@@ -53,6 +56,41 @@ def square_crops(image: np.ndarray, boxes: np.ndarray, side: int, context: float
                                     flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_CONSTANT, borderValue=EMPTY_BELT))
     return np.stack(crops) if crops else np.zeros((0, side, side, 3), np.uint8)
+
+
+def box_crops(image: np.ndarray, boxes: np.ndarray, side: int, context: float,
+              min_side: float) -> np.ndarray:
+    """[N, side, side, 3] uint8: each of ``boxes`` (xyxy, image pixels) in a BGR uint8
+    ``image`` with ``context`` times its width and height around its centre (each at least
+    ``min_side``), each axis scaled to ``side``: the box fills the crop's middle
+    ``side / context`` pixels whatever its shape."""
+    _check_bgr8(image)
+    crops = []
+    for x0, y0, x1, y1 in np.asarray(boxes, np.float64).reshape(-1, 4):
+        sx = side / (max(x1 - x0, min_side) * context)
+        sy = side / (max(y1 - y0, min_side) * context)
+        m = np.array([[sx, 0, side / 2 - (x0 + x1) / 2 * sx],
+                      [0, sy, side / 2 - (y0 + y1) / 2 * sy]])
+        crops.append(cv2.warpAffine(image, m, (side, side),
+                                    flags=cv2.INTER_AREA if min(sx, sy) < 1 else cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=EMPTY_BELT))
+    return np.stack(crops) if crops else np.zeros((0, side, side, 3), np.uint8)
+
+
+def crops_of(shape: str, image: np.ndarray, boxes: np.ndarray, side: int, context: float,
+             min_side: float) -> np.ndarray:
+    """The crops a verifier of ``shape`` ("square" or "box") looks at."""
+    if shape == "square":
+        return square_crops(image, boxes, side, context, min_side)
+    if shape == "box":
+        return box_crops(image, boxes, side, context, min_side)
+    raise ValueError(f"unknown crop shape {shape!r}: expected one of {', '.join(SHAPES)}")
+
+
+def _check_bgr8(image: np.ndarray) -> None:
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected a BGR uint8 image [H, W, 3], got {image.dtype} "
+                         f"{image.shape} (edge.detect.pre.as_bgr8 converts any scan)")
 
 
 def rescored(scores: np.ndarray, probs: np.ndarray, weight: float) -> np.ndarray:
@@ -83,6 +121,10 @@ class Verifier:
         self.classes = tuple(values["classes"])
         self.crop, self.context = int(values["crop"]), float(values["context"])
         self.min_side, self.weight = float(values["min_side"]), float(values["weight"])
+        self.shape = json.loads(meta["shape"]) if "shape" in meta else "square"
+        if self.shape not in SHAPES:
+            raise ModelError(f"verifier {self.path}: unknown crop shape {self.shape!r} "
+                             f"(expected one of {', '.join(SHAPES)}; see models/README.md)")
         self.version = meta.get("version", "unknown")
         self.input_name = self.session.get_inputs()[0].name
         self.batch = batch
@@ -90,7 +132,8 @@ class Verifier:
     def probabilities(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """[N, classes + 1]: each box's probability of each class and, last, of none, in
         ``image`` (any scan the detector takes: grey or colour, 8 or 16 bit)."""
-        crops = square_crops(as_bgr8(image), boxes, self.crop, self.context, self.min_side)
+        crops = crops_of(self.shape, as_bgr8(image), boxes, self.crop, self.context,
+                         self.min_side)
         tensor = np.ascontiguousarray(crops.transpose(0, 3, 1, 2))
         out = [self.session.run(None, {self.input_name: tensor[k:k + self.batch]})[0]
                for k in range(0, len(tensor), self.batch)]
