@@ -31,7 +31,7 @@ from edge.detect.verify import EMPTY_BELT, FLOOR, SHAPES, crops_of, rescored
 
 CROP = 128          # the verifier's input side
 CONTEXT = 1.6       # the crop's span over the candidate's side
-SHAPE = "square"    # how a candidate becomes a crop (edge.detect.verify.crops_of)
+SHAPE = "box"       # how a candidate becomes a crop (edge.detect.verify.crops_of)
 MIN_SIDE = 40       # px of the full image: small candidates keep this much context
 HELD = 160          # crops are held larger than CROP so training can jitter them
 MATCH_IOU = 0.5     # a candidate shows a threat when it overlaps its box this much
