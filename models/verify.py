@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from edge.detect.boxes import box_iou
-from edge.detect.verify import EMPTY_BELT, FLOOR, SHAPES, crops_of, rescored
+from edge.detect.verify import EMPTY_BELT, FLOOR, SHAPES, UNSHAPED, crops_of, rescored
 
 CROP = 128          # the verifier's input side
 CONTEXT = 1.6       # the crop's span over the candidate's side
@@ -332,8 +332,8 @@ def compare(model, sets: dict[str, dict], choose_on: str, names: Sequence[str],
 
 
 def mined_shape(mined: dict) -> str:
-    """The crop shape a mined set was cut in (sets mined before shapes existed: square)."""
-    return str(mined["shape"]) if "shape" in mined else "square"
+    """The crop shape a mined set was cut in."""
+    return str(mined["shape"]) if "shape" in mined else UNSHAPED
 
 
 def load_mined(path: Path) -> dict:
@@ -386,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         version = f"verifier-e{ckpt['epoch']}-{weights_digest({'ema': ckpt['model']})}"
         fp32 = export(model.eval(), names, args.weight,
                       args.checkpoint.parent / "verifier.fp32.onnx", version,
-                      ckpt.get("shape", "square"))
+                      ckpt.get("shape", UNSHAPED))
         crops = centre(load_mined(args.calib)["crops"])
         pick = np.random.default_rng(0).choice(len(crops), min(CALIBRATION_CROPS, len(crops)),
                                                replace=False)

@@ -31,7 +31,7 @@ from edge.detect.pre import as_bgr8
 from edge.types import Detections
 
 REQUIRED_KEYS = ("classes", "crop", "context", "min_side", "weight")
-SHAPES = ("square", "box")
+UNSHAPED = "square"   # the crops of verifier files and mined sets from before ``shape``
 EMPTY_BELT = (255, 255, 255)   # beyond the image's edge: nothing in the beam
 # Evaluation and calibration keep boxes far below any operating point (AP integrates over
 # all of them): under this detector score, thousands per image, they are dropped rather than
@@ -43,19 +43,11 @@ def square_crops(image: np.ndarray, boxes: np.ndarray, side: int, context: float
                  min_side: float) -> np.ndarray:
     """[N, side, side, 3] uint8: squares of a BGR uint8 ``image`` centred on ``boxes`` (xyxy,
     image pixels) spanning ``context`` times their longer side (at least ``min_side``),
-    scaled to ``side``."""
-    _check_bgr8(image)
-    crops = []
-    for x0, y0, x1, y1 in np.asarray(boxes, np.float64).reshape(-1, 4):
-        span = max(x1 - x0, y1 - y0, min_side) * context
-        scale = side / span
-        # Maps the square of ``span`` around the box's centre onto [0, side].
-        m = np.array([[scale, 0, side / 2 - (x0 + x1) / 2 * scale],
-                      [0, scale, side / 2 - (y0 + y1) / 2 * scale]])
-        crops.append(cv2.warpAffine(image, m, (side, side),
-                                    flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_CONSTANT, borderValue=EMPTY_BELT))
-    return np.stack(crops) if crops else np.zeros((0, side, side, 3), np.uint8)
+    scaled to ``side``: the box crops of the squares around ``boxes``."""
+    xyxy = np.asarray(boxes, np.float64).reshape(-1, 4)
+    centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+    half = (xyxy[:, 2:] - xyxy[:, :2]).max(1, keepdims=True) / 2
+    return box_crops(image, np.hstack([centre - half, centre + half]), side, context, min_side)
 
 
 def box_crops(image: np.ndarray, boxes: np.ndarray, side: int, context: float,
@@ -64,11 +56,14 @@ def box_crops(image: np.ndarray, boxes: np.ndarray, side: int, context: float,
     ``image`` with ``context`` times its width and height around its centre (each at least
     ``min_side``), each axis scaled to ``side``: the box fills the crop's middle
     ``side / context`` pixels whatever its shape."""
-    _check_bgr8(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected a BGR uint8 image [H, W, 3], got {image.dtype} "
+                         f"{image.shape} (edge.detect.pre.as_bgr8 converts any scan)")
     crops = []
     for x0, y0, x1, y1 in np.asarray(boxes, np.float64).reshape(-1, 4):
         sx = side / (max(x1 - x0, min_side) * context)
         sy = side / (max(y1 - y0, min_side) * context)
+        # Maps the box's span on each axis around its centre onto [0, side].
         m = np.array([[sx, 0, side / 2 - (x0 + x1) / 2 * sx],
                       [0, sy, side / 2 - (y0 + y1) / 2 * sy]])
         crops.append(cv2.warpAffine(image, m, (side, side),
@@ -77,20 +72,17 @@ def box_crops(image: np.ndarray, boxes: np.ndarray, side: int, context: float,
     return np.stack(crops) if crops else np.zeros((0, side, side, 3), np.uint8)
 
 
+# How a verifier of each ``shape`` turns boxes into crops.
+CROPS = {"square": square_crops, "box": box_crops}
+SHAPES = tuple(CROPS)
+
+
 def crops_of(shape: str, image: np.ndarray, boxes: np.ndarray, side: int, context: float,
              min_side: float) -> np.ndarray:
-    """The crops a verifier of ``shape`` ("square" or "box") looks at."""
-    if shape == "square":
-        return square_crops(image, boxes, side, context, min_side)
-    if shape == "box":
-        return box_crops(image, boxes, side, context, min_side)
-    raise ValueError(f"unknown crop shape {shape!r}: expected one of {', '.join(SHAPES)}")
-
-
-def _check_bgr8(image: np.ndarray) -> None:
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected a BGR uint8 image [H, W, 3], got {image.dtype} "
-                         f"{image.shape} (edge.detect.pre.as_bgr8 converts any scan)")
+    """The crops a verifier of ``shape`` looks at."""
+    if shape not in CROPS:
+        raise ValueError(f"unknown crop shape {shape!r}: expected one of {', '.join(SHAPES)}")
+    return CROPS[shape](image, boxes, side, context, min_side)
 
 
 def rescored(scores: np.ndarray, probs: np.ndarray, weight: float) -> np.ndarray:
@@ -121,7 +113,7 @@ class Verifier:
         self.classes = tuple(values["classes"])
         self.crop, self.context = int(values["crop"]), float(values["context"])
         self.min_side, self.weight = float(values["min_side"]), float(values["weight"])
-        self.shape = json.loads(meta["shape"]) if "shape" in meta else "square"
+        self.shape = json.loads(meta["shape"]) if "shape" in meta else UNSHAPED
         if self.shape not in SHAPES:
             raise ModelError(f"verifier {self.path}: unknown crop shape {self.shape!r} "
                              f"(expected one of {', '.join(SHAPES)}; see models/README.md)")
