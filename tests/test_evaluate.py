@@ -11,7 +11,7 @@ from test_calibrate import model, write_set  # noqa: F401 - the fixture is used 
 from test_detect_cli import scan
 
 from edge.cli import main
-from edge.tools.evaluate import parse_mapping
+from edge.tools.evaluate import column_titles, parse_mapping
 from edge.tools.labelsets import LabelsetError
 
 
@@ -136,3 +136,13 @@ def test_a_second_look_is_scored_beside_the_model_alone(tmp_path, model, capsys)
     other = tiny_verifier(tmp_path / "other.onnx")          # the eight threat classes
     code, out, err = run(capsys, model, "--data", labelled, "--verifier", other)
     assert code == 2 and out == "" and "trained for classes" in err
+
+
+def test_columns_of_files_with_one_name_keep_the_folders_that_tell_them_apart():
+    titles, width = column_titles(
+        ["models/lite0/lite0.int8.onnx + models/lite0/verifier.int8.onnx",
+         "models/lite0/lite0.int8.onnx + runs/box/verifier.int8.onnx",
+         "models/lite0/lite0.int8.onnx"], 10)
+    assert titles == ["lite0.int8.onnx + lite0/verifier.int8.onnx",
+                      "lite0.int8.onnx + box/verifier.int8.onnx", "lite0.int8.onnx"]
+    assert width == len(titles[0]) + 2

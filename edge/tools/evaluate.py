@@ -82,9 +82,24 @@ def confusion_report(path: str, table: dict) -> str:
 
 def column_titles(names: Sequence[str], least: int) -> tuple[list[str], int]:
     """Table columns for result keys: a model's file name, and its second look's after " + "
-    (evaluate_models' keys); and a width of at least ``least`` that fits every title."""
-    titles = [" + ".join(Path(part).name for part in name.split(" + ")) for name in names]
+    (evaluate_models' keys); and a width of at least ``least`` that fits every title. Files of
+    the same name in different folders keep as many of their folders as tells them apart."""
+    paths = sorted({part for name in names for part in name.split(" + ")})
+    short = dict(zip(paths, distinct_tails(paths), strict=True))
+    titles = [" + ".join(short[part] for part in name.split(" + ")) for name in names]
     return titles, max(least, *(len(t) + 2 for t in titles))
+
+
+def distinct_tails(paths: Sequence[str]) -> list[str]:
+    """Each path's file name, or its last few parts where names alone would collide."""
+    parts = [Path(p).parts or (p,) for p in paths]
+    tails = []
+    for own in parts:
+        n = 1
+        while n < len(own) and any(other != own and other[-n:] == own[-n:] for other in parts):
+            n += 1
+        tails.append("/".join(own[-n:]))
+    return tails
 
 
 def _cell(value: float, width: int) -> str:
