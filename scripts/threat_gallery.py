@@ -63,15 +63,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import simulator.parcels as parcels_mod  # noqa: E402
 import simulator.scanner as sim_mod  # noqa: E402
 from edge.capture import capture_flatfield  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
+from edge.detect.verify import FLOOR as VERIFY_FLOOR  # noqa: E402
 from edge.imaging.attenuation import ratio_boundaries  # noqa: E402
 from edge.imaging.correct import correct  # noqa: E402
 from edge.imaging.render import DARKNESS, render_colour  # noqa: E402
+from edge.tools.calibrate import FLOOR  # noqa: E402
 from simulator.dataset import MARGIN_MM, clip_boxes  # noqa: E402
 from simulator.phantoms import THREAT_CLASSES  # noqa: E402
 from simulator.solids import Footprint, project  # noqa: E402
@@ -285,6 +288,12 @@ def not_callable(m: dict, args, grey: bool) -> str:
     return ""
 
 
+def shipped_threshold() -> float:
+    import json
+    table = json.loads((ROOT / "calibration" / "thresholds.json").read_text())["thresholds"]
+    return min(table.values())
+
+
 def detection_scores(dets, box, label: str, detector) -> dict:
     """Best score of a detection of the right class with IoU >= 0.5 (0 when none), the best of
     any class, and that box's class."""
@@ -302,12 +311,13 @@ def detection_scores(dets, box, label: str, detector) -> dict:
 
 
 def attribute_false_alarms(dets, scanner, placed, first: int, count: int, record: dict,
-                           classes, width: int, height: int) -> list[tuple[str, str, float]]:
-    """Detections scoring >= 0.25 that overlap no labelled threat of the image (IoU < 0.1 with
-    every one, neighbours' included), each named after the benign item of this parcel it fits
-    best (IoU >= 0.3 with the item's own box), else 'clutter'."""
+                           classes, width: int, height: int,
+                           at: float) -> list[tuple[str, str, float]]:
+    """Detections scoring ``at`` or more that overlap no labelled threat of the image (IoU
+    < 0.1 with every one, neighbours' included), each named after the benign item of this
+    parcel it fits best (IoU >= 0.3 with the item's own box), else 'clutter'."""
     from edge.tools.metrics import box_iou
-    strong = dets.score >= 0.25
+    strong = dets.score >= at
     if not strong.any():
         return []
     truth = scanner.truth(first, count)
@@ -507,6 +517,13 @@ def main() -> None:
     parser.add_argument("--model", default="models/lite0/lite0.int8.onnx",
                         help="detector run on each pseudo-colour image to relate misses to the "
                              "measures ('' to skip)")
+    parser.add_argument("--verifier", default="models/lite0/verifier.int8.onnx",
+                        help="second look rescoring the detector's boxes ('' for the detector "
+                             "alone)")
+    parser.add_argument("--score", type=float, default=None,
+                        help="score a detection must reach to count as found or as a false "
+                             "alarm (default: the lowest threshold of "
+                             "calibration/thresholds.json, where the live loop diverts)")
     parser.add_argument("--crop-samples", type=int, default=400,
                         help="training crops simulated per parcel image for the crop check")
     args = parser.parse_args()
@@ -522,10 +539,15 @@ def main() -> None:
     flat = capture_flatfield(scanner)
     boundaries = ratio_boundaries(scfg.low_kev, scfg.high_kev)
     kept_raw: list[tuple] = []   # first parcels' raw counts, for the twin-scanner check
-    detector = None
+    detector = verifier = None
     if args.model and Path(args.model).is_file():
         from edge.detect.model import Detector
         detector = Detector(args.model, threads=2)
+        if args.verifier:
+            from edge.detect.verify import Verifier
+            verifier = Verifier(args.verifier, 2)
+    at = args.score if args.score is not None else shipped_threshold()
+    looked = " + ".join(str(p) for p in (args.model, args.verifier) if p) or "none"
     input_side = detector.info.input_size[0] if detector is not None else RUNTIME_INPUT
 
     instances: list[dict] = []
@@ -544,7 +566,10 @@ def main() -> None:
         hi, lo = (np.ascontiguousarray(a.T) for a in correct(raw_hi, raw_lo, flat))
         height, width = hi.shape
         colour = render_colour(hi, lo, boundaries)
-        dets = detector.detect(colour, thresholds=0.01) if detector is not None else None
+        dets = None
+        if detector is not None:
+            dets = detector.detect(colour, thresholds=FLOOR if verifier is None else VERIFY_FLOOR)
+            dets = dets if verifier is None else verifier.rescore(colour, dets)
         total = np.ascontiguousarray(ideal_hi.T)
         record = rec.parcels[placed.seq - 1]
         raw_lo_scene, raw_hi_scene = record["raw"]
@@ -633,7 +658,7 @@ def main() -> None:
                 instances.append(m)
         if dets is not None:
             false_alarms += attribute_false_alarms(dets, scanner, placed, first, count, record,
-                                                   detector.info.classes, width, height)
+                                                   detector.info.classes, width, height, at)
         rec.release(placed.seq)
         if (n + 1) % 50 == 0:
             print(f"[{n + 1}/{args.parcels}] {len(instances)} labelled threats, "
@@ -753,7 +778,7 @@ def main() -> None:
     sens_table = "\n".join(sens_lines)
     print("\nnot callable under other thresholds:\n" + sens_table)
 
-    # detector found it (right class, IoU >= 0.5, score >= 0.25) against the measures
+    # detector found it (right class, IoU >= 0.5, score >= at) against the measures
     det_table = ""
     if detector is not None:
         splits = (("all", lambda m: True),
@@ -772,24 +797,24 @@ def main() -> None:
             cells = []
             for _, pred in splits:
                 sub = [m for m in ms if pred(m)]
-                cells.append(f"{np.mean([m['det_score'] >= 0.25 for m in sub]):.0%} "
+                cells.append(f"{np.mean([m['det_score'] >= at for m in sub]):.0%} "
                              f"({len(sub)})" if sub else "-")
-            wrong = Counter(m["det_as"] for m in ms if m["det_any"] >= 0.25
-                            and m["det_score"] < 0.25)
+            wrong = Counter(m["det_as"] for m in ms if m["det_any"] >= at
+                            and m["det_score"] < at)
             det_lines.append(f"| {c} | " + " | ".join(cells) + " | "
-                             f"{np.mean([m['det_any'] >= 0.25 for m in ms]):.0%} | "
+                             f"{np.mean([m['det_any'] >= at for m in ms]):.0%} | "
                              f"{', '.join(f'{k} {v}' for k, v in wrong.most_common(3)) or '-'} |")
-        fa_lines = ["| detected as | true (score >= 0.25) | false alarms | per 100 parcels | "
+        fa_lines = [f"| detected as | true (score >= {at:.4g}) | false alarms | per 100 parcels | "
                     "on a benign item | their families (top 6) |", "|---|---|---|---|---|---|"]
         for c in THREAT_CLASSES:
             fa = [f for f in false_alarms if f[0] == c]
-            tp = sum(m["det_score"] >= 0.25 for m in by_cls.get(c, []))
+            tp = sum(m["det_score"] >= at for m in by_cls.get(c, []))
             top = Counter(f[1] for f in fa if f[1] != "clutter").most_common(6)
             on_item = np.mean([f[1] != "clutter" for f in fa]) if fa else 0.0
             fa_lines.append(f"| {c} | {tp} | {len(fa)} | {100 * len(fa) / args.parcels:.0f} | "
                             f"{on_item:.0%} | {', '.join(f'{k} {v}' for k, v in top) or '-'} |")
         det_table = "\n".join(det_lines) + "\n\nFalse alarms:\n\n" + "\n".join(fa_lines)
-        print(f"\nfound by {args.model} at score 0.25 (right class, IoU >= 0.5; in brackets: "
+        print(f"\nfound by {looked} at score {at:.4g} (right class, IoU >= 0.5; in brackets: "
               "instances):\n" + det_table)
 
     # per family (hard classes)
@@ -944,7 +969,7 @@ def main() -> None:
         f"<!-- written by scripts/threat_gallery.py --parcels {args.parcels} -->\n\n"
         f"## Per class: median (quartiles)\n\n{table}\n\n## Conditions\n\n{cond_table}\n\n"
         f"## Not callable under other thresholds\n\n{sens_table}\n\n"
-        f"## Found by the detector ({args.model or 'none'})\n\n{det_table or 'not run'}\n\n"
+        f"## Found by the detector ({looked} at score {at:.4g})\n\n{det_table or 'not run'}\n\n"
         f"## Per family\n\n{fam_table}\n\n## Look-alikes\n\n{look_table}\n\n"
         f"## Own attenuation per family\n\n{shape_table}\n\n"
         f"## Benign items inside each class's feature envelope\n\n{env_table}\n\n"
