@@ -35,8 +35,18 @@ def evaluate(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo, records: 
     ``transform`` changes each image first (its generator is seeded by the image's place in
     ``records``, so every model sees the same changed images); ``verifier`` rescores the
     candidates as the runtime does."""
+    return evaluate_groups(raw, info, records, None, progress, transform, verifier)["all"]
+
+
+def evaluate_groups(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo,
+                    records: Sequence, group: Callable[[object], str] | None,
+                    progress: bool = False,
+                    transform: Callable[[np.ndarray, np.random.Generator], np.ndarray]
+                    | None = None, verifier: Verifier | None = None) -> dict[str, dict]:
+    """``evaluate`` over every record ("all") and over each ``group(record)`` of them, every
+    image detected once."""
     from models.data import read_bgr
-    acc = Accumulator()
+    accs: dict[str, Accumulator] = {"all": Accumulator()}
     items = records
     if progress:
         from tqdm import tqdm
@@ -50,8 +60,10 @@ def evaluate(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo, records: 
         else:
             found = verifier.rescore(image, detect_with(raw, info, image, VERIFY_FLOOR, 0.5))
         truth = Detections(r.boxes, np.ones(len(r.boxes), np.float32), r.classes)
-        acc.add(found, truth)
-    return acc.summary(list(info.classes))
+        accs["all"].add(found, truth)
+        if group is not None:
+            accs.setdefault(group(r), Accumulator()).add(found, truth)
+    return {name: acc.summary(list(info.classes)) for name, acc in accs.items()}
 
 
 def onnx_raw(path: Path, threads: int = 2) -> tuple[Callable, ModelInfo]:
@@ -74,19 +86,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     records = [r for folder in args.data for r in coco_records(folder)]
-    groups = {"all": records}
-    if args.by_folder:
-        for r in records:
-            groups.setdefault(r.path.parent.name, []).append(r)
-    results: dict[str, dict] = {name: {} for name in groups}
+    folder = (lambda r: r.path.parent.name) if args.by_folder else None
+    results: dict[str, dict] = {}
     verifiers = [Verifier(p) for p in args.verifier]
     for path in args.models:
         raw, info = onnx_raw(path)
         for verifier in [None, *verifiers]:
             label = str(path) if verifier is None else f"{path} + {verifier.path}"
-            for name, subset in groups.items():
-                results[name][label] = evaluate(raw, info, subset, progress=not args.json,
-                                                verifier=verifier)
+            scores = evaluate_groups(raw, info, records, folder, progress=not args.json,
+                                     verifier=verifier)
+            for name in sorted(scores, key=lambda n: n != "all"):
+                results.setdefault(name, {})[label] = scores[name]
     if args.json:
         print(json.dumps(json_ready(results if args.by_folder else results["all"])))
         return 0

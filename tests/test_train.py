@@ -223,6 +223,15 @@ def test_evaluate_scores_each_rendering_folder_too(exported, tmp_path, capsys):
     assert images["all"] == images["colour"] + images["grey"] == 4
     for r in results.values():
         assert 0 <= r[str(path)]["mAP50"] <= 1
+    # Each image is detected once for every group it is in; a folder's figures are those of
+    # its images scored alone.
+    from edge.tools.metrics import json_ready
+    from models.data import coco_records
+    from models.evaluate import evaluate, onnx_raw
+    raw, info = onnx_raw(path)
+    colour = [r for r in coco_records(tmp_path / "set") if r.path.parent.name == "colour"]
+    alone = json.loads(json.dumps(json_ready(evaluate(raw, info, colour))))
+    assert alone == results["colour"][str(path)]
 
 
 def test_training_runs_checkpoints_and_resumes(tmp_path, earlier_head_layout):
