@@ -47,17 +47,18 @@ test-fast: dev
 # Simulate, train, export and quantise the shipped model; then its second look
 # (models/verify.py): the model's candidate boxes on the training, validation and calibration
 # parcels, cut from the full-resolution images, train a classifier that rescores them, and
-# print the test set's accuracy of the FP32 and INT8 pairs and of each detector alone. Last, choose the operating point
-# (calibration/thresholds.json) for the pair on a calibration set of CALIB_PARCELS simulated
-# parcels of their own (a 95 % share of threat images needs more than the 120 validation
-# parcels to pin down) and check it on the test set, colour and grey apart.
+# print the test set's accuracy of the FP32 and INT8 pairs and of each detector alone. Last,
+# choose the operating point (calibration/thresholds.json) for the pair on a calibration set
+# of CALIB_PARCELS simulated parcels of their own (a 95 % share of threat images needs more
+# than the 120 validation parcels to pin down) and check it on the test set, colour and grey
+# apart.
 # EfficientNet-Lite0 from its ImageNet weights by default (MODEL=parcelnet FINE_EPOCHS=0: our
 # own network from random weights, one stage). Two stages: EPOCHS at the 320 px input, then
 # FINE_EPOCHS at FINE_INPUT from the first stage's weights (finer pixels for thin and small
 # threats). About 200 minutes on two quiet CPU cores from nothing (simulation 9, first stage
-# 70, second 58, export 3, calibration set 2, mining 6, second look 37, its export 1, evaluation
-# 12, thresholds 4); a GPU when torch sees one. Interrupted, run it
-# again with ARGS=--resume: the detector's stages and the second look's training go on from
+# 70, second 58, export 3, calibration set 2, mining 6, second look 37, its export 1,
+# evaluation 12, thresholds 4); a GPU when torch sees one. Interrupted, run it again with
+# ARGS=--resume: the detector's stages and the second look's training go on from
 # their last checkpoints, and the candidate sets already mined are kept.
 MODEL ?= lite0
 RESUME := $(findstring --resume,$(ARGS))
