@@ -289,8 +289,9 @@ def not_callable(m: dict, args, grey: bool) -> str:
 
 
 def shipped_threshold() -> float:
-    import json
-    table = json.loads((ROOT / "calibration" / "thresholds.json").read_text())["thresholds"]
+    """The lowest threshold of the shipped table: where the live loop starts to divert."""
+    from edge.decide import read_thresholds
+    _, table = read_thresholds(ROOT / "calibration" / "thresholds.json", THREAT_CLASSES)
     return min(table.values())
 
 
