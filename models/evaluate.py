@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.detect.model import Detector, ModelInfo, detect_with
-from edge.detect.verify import FLOOR as VERIFY_FLOOR
-from edge.detect.verify import Verifier
+from edge.detect.model import Detector, ModelInfo
+from edge.detect.verify import Verifier, candidates
 from edge.tools.evaluate import report
 from edge.tools.metrics import Accumulator, json_ready
 from edge.types import Detections
@@ -55,10 +54,7 @@ def evaluate_groups(raw: Callable[[np.ndarray], np.ndarray], info: ModelInfo,
         image = read_bgr(r.path)
         if transform is not None:
             image = transform(image, np.random.default_rng(k))
-        if verifier is None:
-            found = detect_with(raw, info, image, EVAL_THRESHOLD, 0.5)
-        else:
-            found = verifier.rescore(image, detect_with(raw, info, image, VERIFY_FLOOR, 0.5))
+        found = candidates(raw, info, image, verifier, EVAL_THRESHOLD)
         truth = Detections(r.boxes, np.ones(len(r.boxes), np.float32), r.classes)
         accs["all"].add(found, truth)
         if group is not None:

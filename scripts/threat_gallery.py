@@ -70,7 +70,7 @@ import simulator.parcels as parcels_mod  # noqa: E402
 import simulator.scanner as sim_mod  # noqa: E402
 from edge.capture import capture_flatfield  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
-from edge.detect.verify import FLOOR as VERIFY_FLOOR  # noqa: E402
+from edge.detect.verify import candidates  # noqa: E402
 from edge.imaging.attenuation import ratio_boundaries  # noqa: E402
 from edge.imaging.correct import correct  # noqa: E402
 from edge.imaging.render import DARKNESS, render_colour  # noqa: E402
@@ -569,8 +569,7 @@ def main() -> None:
         colour = render_colour(hi, lo, boundaries)
         dets = None
         if detector is not None:
-            dets = detector.detect(colour, thresholds=FLOOR if verifier is None else VERIFY_FLOOR)
-            dets = dets if verifier is None else verifier.rescore(colour, dets)
+            dets = candidates(detector.raw, detector.info, colour, verifier, FLOOR)
         total = np.ascontiguousarray(ideal_hi.T)
         record = rec.parcels[placed.seq - 1]
         raw_lo_scene, raw_hi_scene = record["raw"]

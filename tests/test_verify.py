@@ -231,3 +231,24 @@ def test_edge_detect_answers_as_the_live_loop_with_its_second_look(tmp_path, cap
     assert scores() == sorted(round(float(s), 3) for s in live.score)
     assert scores("--verifier", "none", "--conf", "0.3") == \
         sorted(round(float(s), 3) for s in alone.detect_image(image).score)
+
+
+def test_scored_candidates_go_down_to_the_second_looks_floor_and_only_fall(tmp_path):
+    """What evaluation and calibration score: without a second look, the detector's boxes down
+    to the floor asked for; with one, the detector's boxes down to the second look's floor,
+    the same boxes in the same order, each score lowered by what its crop shows."""
+    from edge.config import SHIPPED_MODEL
+    from edge.detect.model import Detector, detect_with
+    from edge.detect.verify import FLOOR, candidates
+    from edge.tools.bench_detect import simulated_parcel
+
+    image, _ = simulated_parcel(EdgeConfig())
+    detector = Detector(SHIPPED_MODEL, warmup=False)
+    alone = candidates(detector.raw, detector.info, image, None, 0.01)
+    assert alone.score.min() >= 0.01 and (alone.score < FLOOR).any()
+    verifier = Verifier(tiny_verifier(tmp_path / "v.onnx"))
+    looked = candidates(detector.raw, detector.info, image, verifier, 0.01)
+    before = detect_with(detector.raw, detector.info, image, FLOOR)
+    assert len(looked) == len(before) > 0
+    np.testing.assert_array_equal(looked.xyxy, before.xyxy)
+    assert (looked.score <= before.score).all() and (looked.score < before.score).any()

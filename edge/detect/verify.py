@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from edge.detect.decode import passing
-from edge.detect.model import ModelError, open_session
+from edge.detect.model import ModelError, detect_with, open_session
 from edge.detect.pre import as_bgr8
 from edge.types import Detections
 
@@ -95,6 +95,16 @@ def cascade_version(model_version: str, verifier: Verifier | None) -> str:
     """The version a thresholds table names: the model's, and its second look's when one runs
     (scores with and without it are not on one scale)."""
     return model_version if verifier is None else f"{model_version} + {verifier.version}"
+
+
+def candidates(raw, info, image: np.ndarray, verifier: Verifier | None, floor: float,
+               iou_threshold: float = 0.5, vote: bool = False) -> Detections:
+    """The boxes that evaluation and calibration score, before any operating point: the
+    detector's (``raw`` and ``info``, as ``detect_with`` takes them) down to ``floor``, or,
+    with ``verifier``, down to the second look's ``FLOOR`` and rescored by it."""
+    if verifier is None:
+        return detect_with(raw, info, image, floor, iou_threshold, vote)
+    return verifier.rescore(image, detect_with(raw, info, image, FLOOR, iou_threshold, vote))
 
 
 class Verifier:

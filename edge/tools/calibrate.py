@@ -22,9 +22,8 @@ import numpy as np
 
 from edge.decide import Policy
 from edge.detect.files import ScanReadError, read_scan
-from edge.detect.model import Detector, detect_with
-from edge.detect.verify import FLOOR as VERIFY_FLOOR
-from edge.detect.verify import Verifier
+from edge.detect.model import Detector
+from edge.detect.verify import Verifier, candidates
 from edge.tools.labelsets import LabelledImage, read_labelset
 from edge.tools.metrics import Accumulator, OperatingPoint, json_ready
 from edge.types import Action, Detections
@@ -107,11 +106,7 @@ def score_set(detector: Detector, items: Iterable[LabelledImage], iou: float = 0
                 scored.ignored_labels[label] = scored.ignored_labels.get(label, 0) + 1
         truth = Detections(item.boxes[known].reshape(-1, 4), np.ones(len(known), np.float32),
                            np.array([index[item.labels[i]] for i in known], np.int64))
-        if verifier is None:
-            found = detect_with(detector.raw, detector.info, image, FLOOR, iou, vote)
-        else:
-            found = verifier.rescore(image, detect_with(detector.raw, detector.info, image,
-                                                        VERIFY_FLOOR, iou, vote))
+        found = candidates(detector.raw, detector.info, image, verifier, FLOOR, iou, vote)
         scored.acc.add(found, truth)
         scored.images.append((found, truth))
         scored.folders.append(Path(item.path).parent.name)
