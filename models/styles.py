@@ -137,6 +137,18 @@ def report(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def with_second_look(models: list[tuple], path: Path) -> list[tuple]:
+    """``models`` and, after them, the first of them with the second look at ``path``: a
+    second look is trained on one detector's candidates, so it rescores that one alone."""
+    from edge.detect.verify import Verifier
+    verifier = Verifier(path)
+    name, raw, info, _ = models[0]
+    if tuple(info.classes) != verifier.classes:
+        raise SystemExit(f"{path} was trained for classes {verifier.classes}, {name} has "
+                         f"{tuple(info.classes)}: name its own detector first")
+    return [*models, (f"{name} + {path}", raw, info, verifier)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from models.data import coco_records
     from models.evaluate import onnx_raw
@@ -152,8 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--parcels", type=int, default=100,
                         help="parcels per scanner set-up (0: no set-up rows)")
     parser.add_argument("--verifier", type=Path, default=None, metavar="FILE",
-                        help="a second look (edge.detect.verify): each model is also scored "
-                             "with it rescoring its candidates")
+                        help="the first model's second look (edge.detect.verify): that model "
+                             "is also scored with it rescoring its candidates")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not args.data:
@@ -163,10 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               setup_sets(args.setups, args.parcels).items()} if args.parcels > 0 else {}
     models = [(str(p), *onnx_raw(p), None) for p in args.models]
     if args.verifier is not None:
-        from edge.detect.verify import Verifier
-        verifier = Verifier(args.verifier)
-        models += [(f"{name} + {args.verifier}", raw, info, verifier)
-                   for name, raw, info, _ in models if tuple(info.classes) == verifier.classes]
+        models = with_second_look(models, args.verifier)
     rows = style_table(models, records, setups, progress=not args.json)
     print(json.dumps(json_ready(rows)) if args.json else report(rows))
     return 0

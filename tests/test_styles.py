@@ -90,3 +90,16 @@ def test_one_seed_gives_the_same_parcels_at_every_pitch(tmp_path):
     assert heights == {name: px for name, (_, px) in styles.SETUPS.items()}
     assert widths["pitch 0.5 mm (1536 px)"] > widths[styles.CONTROL] > \
         widths["pitch 2.0 mm (384 px)"]
+
+
+def test_the_second_look_rescores_only_the_detector_named_first(tmp_path):
+    from test_verify import tiny_verifier
+    model = write_model(tmp_path / "m.onnx", planted_head([(16, 1, 2, 0, 1.5)]))
+    det = Detector(model)
+    models = [("m", det.raw, det.info, None), ("peer", det.raw, det.info, None)]
+    looked = styles.with_second_look(models, tiny_verifier(tmp_path / "v.onnx",
+                                                           classes=("gun", "knife")))
+    assert [name for name, *_ in looked] == ["m", "peer", f"m + {tmp_path / 'v.onnx'}"]
+    assert looked[-1][3].classes == ("gun", "knife")
+    with pytest.raises(SystemExit, match="name its own detector first"):
+        styles.with_second_look(models, tiny_verifier(tmp_path / "w.onnx", classes=("gun",)))
