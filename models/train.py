@@ -11,6 +11,7 @@ torch sees one; on two CPU cores the default schedule fits in 90 minutes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
@@ -28,6 +29,7 @@ from models import data
 from models.evaluate import evaluate
 from models.loss import cell_grid, detection_loss
 from models.net import BACKBONES, BLOCKS, STRIDES, ParcelNet, upgrade_state
+from models.qat import on_export_grid
 from simulator.phantoms import THREAT_CLASSES
 
 MEAN, STD = (0.0, 0.0, 0.0), (255.0, 255.0, 255.0)
@@ -161,6 +163,9 @@ def parse(argv):
     p.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                    help="start from the weight average of an earlier run's checkpoint (a "
                         "second stage at a larger --input); optimiser and schedule start afresh")
+    p.add_argument("--qat", action="store_true",
+                   help="run each step on the weights rounded as the INT8 export rounds them, "
+                        "updating the float ones (a short last stage with --init: models.qat)")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
     args = p.parse_args(argv)
@@ -282,12 +287,13 @@ def main(argv=None) -> int:
         for images, boxes, classes, valid in bar:
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, args.lr)
-            pred = model(images.to(device, memory_format=torch.channels_last))
-            loss, parts = detection_loss(pred, boxes.to(device), classes.to(device),
-                                         valid.to(device), centres, strides,
-                                         aligned=args.assigner == "aligned")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            with on_export_grid(model) if args.qat else contextlib.nullcontext():
+                pred = model(images.to(device, memory_format=torch.channels_last))
+                loss, parts = detection_loss(pred, boxes.to(device), classes.to(device),
+                                             valid.to(device), centres, strides,
+                                             aligned=args.assigner == "aligned")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             opt.step()
             ema.update(model)
