@@ -24,9 +24,9 @@ DEPTHWISE_LEVELS = 127
 
 
 def levels_of(conv: torch.nn.Conv2d) -> int:
-    """Steps on each side of zero that the export gives ``conv``'s weights."""
-    depthwise = conv.groups > 1 and conv.groups == conv.in_channels
-    return DEPTHWISE_LEVELS if depthwise else NARROW
+    """Steps on each side of zero that the export gives ``conv``'s weights (``narrowed``
+    narrows only those of group 1)."""
+    return NARROW if conv.groups == 1 else DEPTHWISE_LEVELS
 
 
 def rounded(weight: torch.Tensor, levels: int) -> torch.Tensor:

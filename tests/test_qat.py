@@ -23,10 +23,10 @@ def test_weights_round_per_output_channel_to_steps_of_their_largest():
     assert torch.equal(rounded(torch.zeros(2, 5), NARROW), torch.zeros(2, 5))
 
 
-def test_dense_convolutions_get_the_narrow_grid_and_depthwise_ones_eight_bits():
+def test_dense_convolutions_get_the_narrow_grid_and_grouped_ones_eight_bits():
     assert levels_of(torch.nn.Conv2d(8, 16, 1)) == NARROW
     assert levels_of(torch.nn.Conv2d(8, 8, 3, groups=8)) == DEPTHWISE_LEVELS
-    assert levels_of(torch.nn.Conv2d(8, 16, 3, groups=2)) == NARROW
+    assert levels_of(torch.nn.Conv2d(8, 16, 3, groups=2)) == DEPTHWISE_LEVELS   # as narrowed
 
 
 def test_steps_run_on_rounded_weights_and_update_the_float_ones():
