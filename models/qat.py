@@ -2,10 +2,10 @@
 
 The export rounds each convolution's weights per output channel: dense ones to
 -NARROW..NARROW steps of their channel's largest weight (``models.graph.narrowed``: CPUs
-without VNNI saturate 8-bit weights), grouped (depthwise) ones to -127..127. A network fine-tuned
-with its forward and backward passes run on weights rounded that way, and its updates
-applied to the float weights (straight-through), learns weights that lose less when the
-export rounds them.
+without VNNI saturate 8-bit weights), grouped (depthwise) ones to -127..127. A network
+fine-tuned with its forward and backward passes run on weights rounded that way, and its
+updates applied to the float weights (straight-through), learns weights that lose less when
+the export rounds them.
 
 Batch norm scales each output channel by one factor, and a per-channel symmetric grid
 scales with its channel, so rounding before the export folds batch norm in rounds alike.
