@@ -8,6 +8,10 @@ from models.graph import NARROW
 from models.qat import DEPTHWISE_LEVELS, levels_of, on_export_grid, rounded
 
 
+def convs_of(net: torch.nn.Module) -> list[torch.nn.Conv2d]:
+    return [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
 def test_weights_round_per_output_channel_to_steps_of_their_largest():
     torch.manual_seed(0)
     w = torch.randn(4, 3, 3, 3) * torch.tensor([0.01, 0.1, 1.0, 10.0]).view(-1, 1, 1, 1)
@@ -35,12 +39,12 @@ def test_steps_run_on_rounded_weights_and_update_the_float_ones():
                               torch.nn.Conv2d(8, 8, 3, groups=8), torch.nn.ReLU(),
                               torch.nn.Conv2d(8, 2, 1))
     x = torch.randn(2, 3, 12, 12)
-    floats = [m.weight.detach().clone() for m in net if isinstance(m, torch.nn.Conv2d)]
+    convs = convs_of(net)
+    floats = [conv.weight.detach().clone() for conv in convs]
     with on_export_grid(net):
-        inside = [m.weight.detach().clone() for m in net if isinstance(m, torch.nn.Conv2d)]
+        inside = [conv.weight.detach().clone() for conv in convs]
         loss = net(x).square().mean()
         loss.backward()
-    convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
     for conv, before, held in zip(convs, floats, inside, strict=True):
         assert torch.equal(conv.weight, before)                     # float weights back
         assert torch.equal(held, rounded(before, levels_of(conv)))  # the passes saw these
@@ -51,11 +55,10 @@ def test_steps_run_on_rounded_weights_and_update_the_float_ones():
                                  else c for c in net])
     twin.load_state_dict(net.state_dict())
     with torch.no_grad():
-        for t, held in zip([m for m in twin if isinstance(m, torch.nn.Conv2d)], inside,
-                           strict=True):
+        for t, held in zip(convs_of(twin), inside, strict=True):
             t.weight.copy_(held)
     twin(x).square().mean().backward()
-    for conv, t in zip(convs, [m for m in twin if isinstance(m, torch.nn.Conv2d)], strict=True):
+    for conv, t in zip(convs, convs_of(twin), strict=True):
         assert torch.allclose(conv.weight.grad, t.weight.grad, atol=1e-6)
 
 
