@@ -2,8 +2,9 @@
 candidate boxes, cut from the full-resolution image, that says which threat class each shows
 or none. At run time a candidate keeps its detector score times P(a threat) ** ``WEIGHT``.
 
-It learns from the detector's own candidates on simulated parcels that the detector never
-trained on (``mine``), so it sees the false alarms the runtime actually raises.
+It learns from the detector's own candidates on simulated parcels (``mine``; ``make train``
+gives it the detector's training parcels), so it sees the kind of false alarms the runtime
+raises.
 
     python -m models.verify mine --model models/lite0/lite0.int8.onnx \
         --data data/sim/train/shard-* --out runs/verify/train.npz
