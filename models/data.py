@@ -301,12 +301,18 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, required=True,
                    help="the split's seed (models.train uses 1, 1001 and 2001 for training, "
                         "validation and test)")
+    p.add_argument("--threat-share", type=float, default=0.7,
+                   help="share of parcels that carry a threat (0: clear parcels only, what "
+                        "models.false_alarms reads)")
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args(argv)
     if args.parcels < 1:
         p.error(f"--parcels must be at least 1, got {args.parcels}")
+    if not 0 <= args.threat_share <= 1:
+        p.error(f"--threat-share must be within 0-1, got {args.threat_share}")
     started = time.time()
-    folders = generate(args.out, args.parcels, args.seed, args.workers)
+    folders = generate(args.out, args.parcels, args.seed, args.workers,
+                       threat_share=args.threat_share)
     images = sum(len(coco_records(f)) for f in folders)
     print(f"{args.out}: {images} images in {len(folders)} shards ({time.time() - started:.0f} s)")
     return 0

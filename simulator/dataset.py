@@ -7,7 +7,9 @@ correction) and is written as:
 - ``photo/<id>.jpg``  the top camera's photo with the parcel's label,
 - ``annotations.json`` COCO: one image entry per rendering, threat boxes in its pixels; a
   threat that cannot be called in the grey view (``parcels.visible_in_grey``) is labelled in
-  the colour image only.
+  the colour image only. Each image entry also names every item the parcel holds
+  (``families``, benign or not) with its box (``item_boxes``, COCO xywh): what a false alarm
+  sits on.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ def write_dataset(config: EdgeConfig, count: int, out: Path, seed: int | None = 
                                       float(block.t[0]), int(block.encoder[0]))
             cv2.imwrite(str(out / "photo" / f"{name}.jpg"), photo.image)
         truths = scanner.truth(first, lines)
+        own = next(t for t in truths if t.parcel_id == name)
+        items = clip_boxes(own.item_boxes, width, height)[0]
+        item_boxes = [[round(float(x1), 1), round(float(y1), 1), round(float(x2 - x1), 1),
+                       round(float(y2 - y1), 1)] for x1, y1, x2, y2 in items]
         boxes = np.concatenate([t.boxes for t in truths]) if truths else np.zeros((0, 4))
         labels = [lab for t in truths for lab in t.labels]
         boxes, inside = clip_boxes(boxes.astype(np.float32), width, height)
@@ -88,7 +94,8 @@ def write_dataset(config: EdgeConfig, count: int, out: Path, seed: int | None = 
             images.append({"id": image_id, "file_name": f"{render}/{name}.png",
                            "width": width, "height": height, "parcel_id": name,
                            "render": render, "kind": placed.scene.kind,
-                           "pitch_mm": scfg.pitch_mm, "families": placed.scene.families})
+                           "pitch_mm": scfg.pitch_mm, "families": placed.scene.families,
+                           "item_boxes": item_boxes})
             for box, label, keep in zip(boxes, labels, kept, strict=True):
                 if not keep:
                     continue

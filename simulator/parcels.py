@@ -63,7 +63,8 @@ class ParcelScene:
     att_hi: np.ndarray | None
     boxes: np.ndarray  # float32 [N, 4] xyxy px, threats only
     labels: list[str]
-    families: list[str] = field(default_factory=list)
+    families: list[str] = field(default_factory=list)   # every placed item, benign or not
+    item_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     # Per label: callable in the single-energy grey view (``visible_in_grey``); empty = all.
     grey_visible: list[bool] = field(default_factory=list)
 
@@ -210,6 +211,7 @@ def compose_parcel(rng: np.random.Generator, geo: ScanGeometry, threat: bool,
     filler = smooth_noise(rng, inner.shape, 40 / geo.pitch_mm) * inner * rng.uniform(0, 4)
     canvas.add_material(filler, "paper", geo.kev)
     families: list[str] = []
+    item_boxes: list[np.ndarray] = []   # each family's footprint box, to tell what a box sits on
     for size, count in (("large", rng.poisson(1 + 6 * area_m2)),
                         ("small", rng.poisson(4 + 45 * area_m2))):
         for _ in range(int(count)):
@@ -218,6 +220,7 @@ def compose_parcel(rng: np.random.Generator, geo: ScanGeometry, threat: bool,
             if fp is not None:
                 canvas.add(fp)
                 families.append(item.name)
+                item_boxes.append(fp.box)
     boxes, labels, placed = [], [], []
     if threat:
         for _ in range(1 if rng.random() < 0.85 else 2):
@@ -233,6 +236,7 @@ def compose_parcel(rng: np.random.Generator, geo: ScanGeometry, threat: bool,
                 continue
             canvas.add(fp)
             families.append(item.name)
+            item_boxes.append(fp.box)
             if fp.att_hi.max() >= VISIBLE_ATT:
                 boxes.append(np.clip(fp.box, 0, [width, geo.n_pixels, width, geo.n_pixels]))
                 labels.append(label)
@@ -240,6 +244,7 @@ def compose_parcel(rng: np.random.Generator, geo: ScanGeometry, threat: bool,
     return ParcelScene(box.kind, (box.length_mm, box.width_mm, box.depth_mm),
                        canvas.att_lo, canvas.att_hi,
                        np.asarray(boxes, np.float32).reshape(-1, 4), labels, families,
+                       np.asarray(item_boxes, np.float32).reshape(-1, 4),
                        [visible_in_grey(fp, canvas.att_hi) for fp in placed])
 
 

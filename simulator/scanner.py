@@ -54,7 +54,8 @@ class Arrival(BeltEvent):
 class Truth:
     """Ground truth of one simulated parcel within a span of lines.
 
-    boxes: float32 [N, 4] xyxy with x in lines from the span's first line, y in pixels."""
+    boxes: float32 [N, 4] xyxy with x in lines from the span's first line, y in pixels;
+    item_boxes the same for every placed item, benign or not, named by ``families``."""
 
     parcel_id: str
     boxes: np.ndarray
@@ -62,6 +63,8 @@ class Truth:
     first_line: int
     last_line: int
     grey_visible: list[bool] = field(default_factory=list)  # per label; empty = all
+    families: list[str] = field(default_factory=list)
+    item_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
 
     def labels_in(self, render: str) -> list[bool]:
         """Per label: whether a screener could call it in ``render`` ("colour" or "grey")."""
@@ -79,7 +82,7 @@ def blurred(scene: ParcelScene, sigma_px: float) -> ParcelScene:
         trans = cv2.GaussianBlur(np.exp(-att), (0, 0), sigma_px)
         out.append(-np.log(np.clip(trans, 1e-30, 1.0)))
     return ParcelScene(scene.kind, scene.size_mm, out[0], out[1], scene.boxes, scene.labels,
-                       scene.families, scene.grey_visible)
+                       scene.families, scene.item_boxes, scene.grey_visible)
 
 
 class SimScanner:
@@ -250,12 +253,14 @@ class SimScanner:
             if p.start_mm > s[-1] or p.end_mm(pitch) < s[0]:
                 continue
             col = (s - p.start_mm) / pitch  # scene x coordinate at each line
-            boxes = p.scene.boxes.copy()
-            if len(boxes):
-                local = np.arange(count, dtype=np.float64)
-                boxes[:, [0, 2]] = np.interp(boxes[:, [0, 2]], col, local)
+            local = np.arange(count, dtype=np.float64)
+            boxes, items = p.scene.boxes.copy(), p.scene.item_boxes.copy()
+            for b in (boxes, items):
+                if len(b):
+                    b[:, [0, 2]] = np.interp(b[:, [0, 2]], col, local)
             seen = np.nonzero((col >= 0) & (col <= p.scene.width))[0]
             out.append(Truth(p.id, boxes.astype(np.float32), list(p.scene.labels),
                              int(seen[0]) + first_line, int(seen[-1]) + first_line,
-                             list(p.scene.grey_visible)))
+                             list(p.scene.grey_visible), list(p.scene.families),
+                             items.astype(np.float32)))
         return out
