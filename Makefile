@@ -55,9 +55,11 @@ test-fast: dev
 # EfficientNet-Lite0 from its ImageNet weights by default (MODEL=parcelnet FINE_EPOCHS=0: our
 # own network from random weights, one stage). Two stages: EPOCHS at the 320 px input, then
 # FINE_EPOCHS at FINE_INPUT from the first stage's weights (finer pixels for thin and small
-# threats). About 200 minutes on two quiet CPU cores from nothing (simulation 9, first stage
-# 70, second 58, export 3, calibration set 2, mining 6, second look 37, its export 1,
-# evaluation 12, thresholds 4); a GPU when torch sees one. Interrupted, run it again with
+# threats). About 200 minutes on two quiet CPU cores from nothing, measured step by step
+# (simulation 9, first stage 70, second 58, export 3, calibration set 2, mining 6, second look
+# 37, its export 1, evaluation 12, thresholds 4) before training ran Lite0's frozen layers
+# folded, which scripts/bench_train_step.py puts at 0.8-0.9 of each stage's time: about 180
+# now; a GPU when torch sees one. Interrupted, run it again with
 # ARGS=--resume: the detector's stages and the second look's training go on from
 # their last checkpoints, and the candidate sets already mined are kept.
 MODEL ?= lite0

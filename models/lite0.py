@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 TAPS = (4, 10, 15)            # block indices whose outputs are strides 8, 16 and 32
 CHANNELS = (40, 112, 320)
@@ -56,6 +57,9 @@ class Lite0Backbone(nn.Module):
         self.blocks = net._blocks[:TAPS[-1] + 1]
         self.drop_connect = net._global_params.drop_connect_rate
         self.frozen = frozen
+        self.fold_frozen = True
+        if any(block.has_se for block in self.blocks):
+            raise ValueError("blocks with squeeze-excite cannot run folded (_folded_block)")
         for module in (self.stem, *self.blocks[:frozen]):
             module.requires_grad_(False)
 
@@ -66,11 +70,44 @@ class Lite0Backbone(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x.flip(1) * (255.0 / 128.0) - 127.0 / 128.0)   # BGR [0, 1] -> as trained
+        x = x.flip(1) * (255.0 / 128.0) - 127.0 / 128.0   # BGR [0, 1] -> as trained
+        # In training the frozen layers run with their batch norms folded into the
+        # convolutions: the same arithmetic in fewer passes over the largest activations.
+        # Evaluation and export run the package's own layers.
+        folded = self.training and self.fold_frozen
+        x = _folded(self.stem[0], self.stem[1], x, relu=True) if folded else self.stem(x)
         taps = []
         for index, block in enumerate(self.blocks):
-            rate = self.drop_connect * index / len(self.blocks) if self.training else None
-            x = block(x, drop_connect_rate=rate)
+            if folded and index < self.frozen:
+                x = _folded_block(block, x)
+            else:
+                rate = self.drop_connect * index / len(self.blocks) if self.training else None
+                x = block(x, drop_connect_rate=rate)
             if index in TAPS:
                 taps.append(x)
         return taps
+
+
+@torch.no_grad()
+def _folded(conv: nn.Conv2d, norm: nn.BatchNorm2d, x: torch.Tensor, relu: bool) -> torch.Tensor:
+    """``conv`` (the package's "same"-padded convolution), then ``norm`` with its running
+    statistics, then ReLU6 if ``relu``, as one convolution."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    bias = norm.bias - norm.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    x = F.conv2d(conv.static_padding(x), conv.weight * scale.reshape(-1, 1, 1, 1), bias,
+                 conv.stride, conv.padding, conv.dilation, conv.groups)
+    return F.hardtanh_(x, 0.0, 6.0) if relu else x
+
+
+def _folded_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """One of the package's inverted-residual blocks in eval mode (Lite has no
+    squeeze-excite), its batch norms folded."""
+    args = block._block_args
+    y = _folded(block._expand_conv, block._bn0, x, relu=True) if args.expand_ratio != 1 else x
+    y = _folded(block._depthwise_conv, block._bn1, y, relu=True)
+    y = _folded(block._project_conv, block._bn2, y, relu=False)
+    if block.id_skip and args.stride == 1 and args.input_filters == args.output_filters:
+        y = y + x
+    return y
