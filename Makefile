@@ -97,7 +97,7 @@ endif
 	$(BIN)/python -m models.evaluate runs/$(MODEL)/$(MODEL).fp32.onnx \
 		models/$(MODEL)/$(MODEL).int8.onnx \
 		--verifier runs/$(MODEL)-verify/verifier.fp32.onnx models/$(MODEL)/verifier.int8.onnx \
-		--data data/sim/test/shard-*
+		--pairs --data data/sim/test/shard-*
 	$(BIN)/edge calibrate thresholds --model models/$(MODEL)/$(MODEL).int8.onnx \
 		--verifier models/$(MODEL)/verifier.int8.onnx --target-pd 0.95 \
 		--data data/sim/calib/shard-*/annotations.json --check data/sim/test/shard-*/annotations.json \

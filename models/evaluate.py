@@ -79,15 +79,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--verifier", type=Path, nargs="*", default=[],
                         help="second-look files (edge.detect.verify): each model is also "
                              "scored with each of them rescoring its candidates")
+    parser.add_argument("--pairs", action="store_true",
+                        help="score each model alone and with its own verifier (the first "
+                             "--verifier with the first model, and so on) rather than with "
+                             "every verifier")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.pairs and len(args.verifier) != len(args.models):
+        parser.error(f"--pairs needs one --verifier per model: {len(args.models)} models, "
+                     f"{len(args.verifier)} verifiers")
     records = [r for folder in args.data for r in coco_records(folder)]
     folder = (lambda r: r.path.parent.name) if args.by_folder else None
     results: dict[str, dict] = {}
     verifiers = [Verifier(p) for p in args.verifier]
-    for path in args.models:
+    for k, path in enumerate(args.models):
         raw, info = onnx_raw(path)
-        for verifier in [None, *verifiers]:
+        for verifier in [None, *(verifiers[k:k + 1] if args.pairs else verifiers)]:
             label = str(path) if verifier is None else f"{path} + {verifier.path}"
             scores = evaluate_groups(raw, info, records, folder, progress=not args.json,
                                      verifier=verifier)

@@ -234,6 +234,31 @@ def test_evaluate_scores_each_rendering_folder_too(exported, tmp_path, capsys):
     assert alone == results["colour"][str(path)]
 
 
+def test_evaluate_scores_each_model_with_its_own_verifier(exported, tmp_path, capsys):
+    from test_verify import tiny_verifier
+
+    from edge.config import EdgeConfig
+    from models.evaluate import main
+    from simulator.dataset import write_dataset
+    from simulator.phantoms import THREAT_CLASSES
+    _, path = exported
+    write_dataset(EdgeConfig(), 1, tmp_path / "set", seed=5, raw_and_photo=False)
+    other = tmp_path / "other.fp32.onnx"
+    other.write_bytes(path.read_bytes())
+    first, second = (tiny_verifier(tmp_path / f"{n}.onnx", THREAT_CLASSES, whiteness=w)
+                     for n, w in (("v1", 4.0), ("v2", 8.0)))
+    data = ["--data", str(tmp_path / "set"), "--json"]
+    assert main([str(path), str(other), *data, "--verifier", str(first), str(second),
+                 "--pairs"]) == 0
+    assert list(json.loads(capsys.readouterr().out)) == [
+        str(path), f"{path} + {first}", str(other), f"{other} + {second}"]
+    assert main([str(path), str(other), *data, "--verifier", str(first), str(second)]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 6
+    with pytest.raises(SystemExit):
+        main([str(path), str(other), *data, "--verifier", str(first), "--pairs"])
+    assert "one --verifier per model" in capsys.readouterr().err
+
+
 def test_training_runs_checkpoints_and_resumes(tmp_path, earlier_head_layout):
     from models.train import main
     args = ["--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
