@@ -211,7 +211,7 @@ def compose_parcel(rng: np.random.Generator, geo: ScanGeometry, threat: bool,
     filler = smooth_noise(rng, inner.shape, 40 / geo.pitch_mm) * inner * rng.uniform(0, 4)
     canvas.add_material(filler, "paper", geo.kev)
     families: list[str] = []
-    item_boxes: list[np.ndarray] = []   # each family's footprint box, to tell what a box sits on
+    item_boxes: list[np.ndarray] = []   # each item's footprint box: what an alarm sits on
     for size, count in (("large", rng.poisson(1 + 6 * area_m2)),
                         ("small", rng.poisson(4 + 45 * area_m2))):
         for _ in range(int(count)):
@@ -236,9 +236,9 @@ def compose_parcel(rng: np.random.Generator, geo: ScanGeometry, threat: bool,
                 continue
             canvas.add(fp)
             families.append(item.name)
-            item_boxes.append(fp.box)
+            item_boxes.append(own := fp.box)
             if fp.att_hi.max() >= VISIBLE_ATT:
-                boxes.append(np.clip(fp.box, 0, [width, geo.n_pixels, width, geo.n_pixels]))
+                boxes.append(np.clip(own, 0, [width, geo.n_pixels, width, geo.n_pixels]))
                 labels.append(label)
                 placed.append(fp)
     return ParcelScene(box.kind, (box.length_mm, box.width_mm, box.depth_mm),
