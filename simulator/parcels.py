@@ -235,8 +235,9 @@ def compose_parcel(rng: np.random.Generator, geo: ScanGeometry, threat: bool,
             if fp is None:
                 continue
             canvas.add(fp)
+            own = fp.box          # a property that scans the footprint: taken once
             families.append(item.name)
-            item_boxes.append(own := fp.box)
+            item_boxes.append(own)
             if fp.att_hi.max() >= VISIBLE_ATT:
                 boxes.append(np.clip(own, 0, [width, geo.n_pixels, width, geo.n_pixels]))
                 labels.append(label)
