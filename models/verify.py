@@ -41,6 +41,7 @@ MINE_TOP = 10       # and at most this many per image
 WEIGHT = 0.5        # a candidate keeps score x P(a threat) ** WEIGHT
 CALIBRATION_CROPS = 512   # crops that set the INT8 activation ranges
 BACKGROUND_PER_THREAT = 1.5   # false candidates drawn per true one in each training epoch
+AUGMENTS = ("shipped", "wide")
 
 
 def candidate_labels(boxes: np.ndarray, truth_boxes: np.ndarray, truth_classes: np.ndarray,
@@ -89,9 +90,11 @@ def mine(model: Path, records: Sequence, progress: bool = True,
             "images": np.concatenate(images)}
 
 
-def jittered(held: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def jittered(held: np.ndarray, rng: np.random.Generator, wide: bool = False) -> np.ndarray:
     """A CROP-side view of one held crop, its scale, place, orientation and contrast jittered
-    as a candidate box of the detector would be."""
+    as a candidate box of the detector would be. ``wide``: then the detector's wide
+    photometric augmentation (``models.data.photometric``: palettes, contrast curves, noise,
+    display windows, sharpening, JPEG), towards what other scanners show."""
     span = CROP * rng.uniform(0.85, 1.15)
     cx, cy = HELD / 2 + rng.uniform(-0.08, 0.08, 2) * CROP
     scale = CROP / span
@@ -103,6 +106,9 @@ def jittered(held: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         view = view[:, ::-1]
     gamma = np.exp(rng.uniform(-0.25, 0.25))
     lut = np.clip(255 * (np.arange(256) / 255) ** gamma, 0, 255).astype(np.uint8)
+    if wide:
+        from models.data import photometric
+        return photometric(np.ascontiguousarray(view), rng, wide=True)
     return lut[view]
 
 
@@ -190,10 +196,14 @@ def epoch_order(labels: np.ndarray, background: int, rng: np.random.Generator,
 
 def fit(train: dict, val: dict, names: Sequence[str], out: Path, epochs: int = 6,
         batch: int = 64, lr: float = 1e-3, seed: int = 0, max_steps: int = 0,
-        resume: bool = False) -> dict:
+        resume: bool = False, augment: str = "shipped") -> dict:
     """Trains the verifier on mined crops; after each epoch, prints the validation set's
     mAP50 with the detector's scores alone and rescored, and saves ``out/last.pt``.
-    ``resume``: go on after the last epoch saved there (same ``epochs`` and ``batch``)."""
+    ``resume``: go on after the last epoch saved there (same ``epochs``, ``batch`` and
+    ``augment``). ``augment``: "shipped" (scale, place, orientation, contrast) or "wide"
+    (see ``jittered``)."""
+    if augment not in AUGMENTS:
+        raise ValueError(f"augment must be one of {AUGMENTS}, not {augment!r}")
     import torch
     shape = mined_shape(train)
     if mined_shape(val) != shape:
@@ -220,6 +230,10 @@ def fit(train: dict, val: dict, names: Sequence[str], out: Path, epochs: int = 6
             raise SystemExit(f"{out / 'last.pt'} was saved by a run of {ckpt.get('total')} "
                              f"steps of {ckpt.get('batch')}; this one has {total} of {batch}: "
                              f"resume with the same --epochs and --batch, or start over")
+        if ckpt.get("augment", "shipped") != augment:
+            raise SystemExit(f"{out / 'last.pt'} was trained with --augment "
+                             f"{ckpt.get('augment', 'shipped')}; this run asks for {augment}: "
+                             f"resume with the same --augment, or start over")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
@@ -235,7 +249,7 @@ def fit(train: dict, val: dict, names: Sequence[str], out: Path, epochs: int = 6
         order = epoch_order(train["labels"], background, rng)
         for k in range(0, len(order), batch):
             pick = order[k:k + batch]
-            x = np.stack([jittered(train["crops"][i], rng) for i in pick])
+            x = np.stack([jittered(train["crops"][i], rng, augment == "wide") for i in pick])
             x = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
             loss = loss_fn(model(x), torch.from_numpy(train["labels"][pick]))
             opt.zero_grad()
@@ -261,7 +275,8 @@ def fit(train: dict, val: dict, names: Sequence[str], out: Path, epochs: int = 6
         torch.save({"model": model.state_dict(), "epoch": epoch + 1, "history": history,
                     "classes": list(names), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "step": step, "total": total,
-                    "batch": batch, "torch_rng": torch.get_rng_state(), "shape": shape},
+                    "batch": batch, "torch_rng": torch.get_rng_state(), "shape": shape,
+                    "augment": augment},
                    out / "last.pt.part")
         (out / "last.pt.part").replace(out / "last.pt")
         if step >= total:
@@ -363,6 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--max-steps", type=int, default=0)
     t.add_argument("--resume", action="store_true",
                    help="go on after the last epoch saved in --out")
+    t.add_argument("--augment", choices=AUGMENTS, default="shipped",
+                   help="crop jitter alone, or with the detector's wide photometric "
+                        "augmentation (palettes, contrast curves, noise, display effects)")
     j = sub.add_parser("judge", help="the detector alone against rescored, on mined sets")
     j.add_argument("--checkpoint", type=Path, required=True)
     j.add_argument("--model", type=Path, required=True, help="the detector (class names)")
@@ -424,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     names = Detector(args.model, threads=1).info.classes
     fit(load_mined(args.mined), load_mined(args.val), names, args.out, args.epochs, args.batch,
-        args.lr, max_steps=args.max_steps, resume=args.resume)
+        args.lr, max_steps=args.max_steps, resume=args.resume, augment=args.augment)
     return 0
 
 

@@ -137,3 +137,33 @@ def test_training_refuses_validation_crops_of_another_shape(mined, tmp_path):
     other = dict(m, shape=np.array("box" if verify.SHAPE == "square" else "square"))
     with pytest.raises(SystemExit, match="same --shape"):
         verify.fit(m, other, CLASSES, tmp_path / "run", epochs=1, batch=8, max_steps=1)
+
+
+def test_wide_views_keep_the_crop_s_size_and_vary_its_palette_and_contrast(mined):
+    """The wide views are CROP-side uint8 crops like the shipped ones, and reach further: the
+    mean colours of a crop's views spread wider than under the shipped jitter."""
+    _, m = mined
+    colour = [c for c in m["crops"] if np.ptp(c.astype(int), axis=2).max() > 30][:5]
+    assert colour
+    rng = np.random.default_rng(0)
+
+    def spread(views):   # how far the views' mean colours lie apart, on the widest channel
+        return np.ptp(views.reshape(len(views), -1, 3).mean(1), axis=0).max()
+    shipped, wide = [], []
+    for held in colour:
+        views = np.stack([verify.jittered(held, rng, wide=True) for _ in range(64)])
+        assert views.shape == (64, verify.CROP, verify.CROP, 3) and views.dtype == np.uint8
+        wide.append(spread(views))
+        shipped.append(spread(np.stack([verify.jittered(held, rng) for _ in range(64)])))
+    assert np.mean(wide) > 1.3 * np.mean(shipped)
+
+
+def test_a_run_resumed_with_another_augmentation_is_refused(mined, tmp_path):
+    _, m = mined
+    verify.fit(m, m, CLASSES, tmp_path / "run", epochs=1, batch=8, max_steps=1)
+    assert torch.load(tmp_path / "run" / "last.pt")["augment"] == "shipped"
+    with pytest.raises(SystemExit, match="same --augment"):
+        verify.fit(m, m, CLASSES, tmp_path / "run", epochs=1, batch=8, max_steps=1,
+                   resume=True, augment="wide")
+    with pytest.raises(ValueError, match="augment must be"):
+        verify.fit(m, m, CLASSES, tmp_path / "other", epochs=1, batch=8, augment="bright")
