@@ -104,11 +104,11 @@ def jittered(held: np.ndarray, rng: np.random.Generator, wide: bool = False) -> 
     view = np.rot90(view, int(rng.integers(4)))
     if rng.random() < 0.5:
         view = view[:, ::-1]
-    gamma = np.exp(rng.uniform(-0.25, 0.25))
-    lut = np.clip(255 * (np.arange(256) / 255) ** gamma, 0, 255).astype(np.uint8)
+    gamma = np.exp(rng.uniform(-0.25, 0.25))   # drawn either way: one random stream for both
     if wide:
         from models.data import photometric
         return photometric(np.ascontiguousarray(view), rng, wide=True)
+    lut = np.clip(255 * (np.arange(256) / 255) ** gamma, 0, 255).astype(np.uint8)
     return lut[view]
 
 
