@@ -44,11 +44,14 @@ def imagenet_lite0(pretrained: bool = True) -> nn.Module:
 class Lite0Backbone(nn.Module):
     """BGR pixels scaled to [0, 1] (what the exported graph feeds the network) -> features at
     strides 8, 16, 32. The stem and the first ``frozen`` blocks keep their ImageNet weights
-    and batch statistics: low-level edges carry over, and two CPU cores train the rest."""
+    and batch statistics: low-level edges carry over, and two CPU cores train the rest. With
+    ``frozen_statistics`` the blocks that learn keep the ImageNet batch statistics too, and
+    only their weights and the norms' scales and shifts change."""
 
     channels = CHANNELS
 
-    def __init__(self, pretrained: bool = True, frozen: int = 3):
+    def __init__(self, pretrained: bool = True, frozen: int = 3,
+                 frozen_statistics: bool = False):
         super().__init__()
         if not 0 <= frozen <= TAPS[-1]:
             raise ValueError(f"frozen must be 0..{TAPS[-1]} blocks, got {frozen}")
@@ -57,6 +60,7 @@ class Lite0Backbone(nn.Module):
         self.blocks = net._blocks[:TAPS[-1] + 1]
         self.drop_connect = net._global_params.drop_connect_rate
         self.frozen = frozen
+        self.frozen_statistics = frozen_statistics
         self.fold_frozen = True
         if any(block.has_se for block in self.blocks):
             raise ValueError("blocks with squeeze-excite cannot run folded (_folded_block)")
@@ -67,6 +71,10 @@ class Lite0Backbone(nn.Module):
         super().train(mode)
         for module in (self.stem, *self.blocks[:self.frozen]):
             module.eval()   # frozen weights keep the statistics they were trained with
+        if self.frozen_statistics:
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
         return self
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -86,12 +86,13 @@ BACKBONES = ("parcelnet", "lite0")
 class ParcelNet(nn.Module):
     """The detector. ``backbone`` "parcelnet" is our own residual backbone, trained from
     random weights; "lite0" is EfficientNet-Lite0 with ImageNet weights (``models/lite0.py``,
-    its stem and first ``frozen`` blocks kept as trained). The pyramid and head are the same."""
+    its stem and first ``frozen`` blocks kept as trained, and with ``frozen_statistics`` every
+    batch norm's statistics). The pyramid and head are the same."""
 
     def __init__(self, classes: int, width: tuple[int, ...] = (16, 32, 48, 96, 160),
                  neck: int = 64, blocks: tuple[int, ...] = BLOCKS,
                  decoupled: bool = False, backbone: str = "parcelnet", frozen: int = 3,
-                 pretrained: bool = True):
+                 pretrained: bool = True, frozen_statistics: bool = False):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONES)}")
@@ -99,7 +100,7 @@ class ParcelNet(nn.Module):
         self.lite0 = None
         if backbone == "lite0":
             from models.lite0 import Lite0Backbone
-            self.lite0 = Lite0Backbone(pretrained, frozen)
+            self.lite0 = Lite0Backbone(pretrained, frozen, frozen_statistics)
             taps = Lite0Backbone.channels
         else:
             self.stem = conv(3, width[0], 2)

@@ -88,6 +88,22 @@ def lr_at(step: int, total: int, base: float, warmup: int = 300) -> float:
                                                       / max(total - warmup, 1))))
 
 
+# What a resumed run must share with its checkpoint, and the value a checkpoint saved before
+# the option existed was trained with.
+RECIPE = {"backbone": "parcelnet", "frozen": 3, "frozen_statistics": False, "backbone_lr": 1.0}
+
+
+def param_groups(model: torch.nn.Module, backbone_share: float) -> list[dict]:
+    """The optimiser's parameter groups, each with the share of the base learning rate it
+    learns at: one group at 1 unless a pretrained backbone learns at ``backbone_share`` of it
+    (that group last, so a run with one group resumes as it was saved)."""
+    if model.lite0 is None or backbone_share == 1.0:
+        return [{"params": list(model.parameters()), "share": 1.0}]
+    backbone = {id(p) for p in model.lite0.parameters()}
+    return [{"params": [p for p in model.parameters() if id(p) not in backbone], "share": 1.0},
+            {"params": list(model.lite0.parameters()), "share": backbone_share}]
+
+
 def _blocks(text: str) -> tuple[int, ...]:
     try:
         blocks = tuple(int(v) for v in text.split(","))
@@ -136,6 +152,12 @@ def parse(argv):
     p.add_argument("--frozen", type=int, default=3, metavar="N",
                    help="lite0: the stem and this many first blocks keep their ImageNet "
                         "weights and statistics (0-15)")
+    p.add_argument("--frozen-statistics", action="store_true",
+                   help="lite0: the blocks that learn keep their ImageNet batch statistics "
+                        "too (their norms' scales and shifts still learn)")
+    p.add_argument("--backbone-lr", type=float, default=1.0, metavar="FACTOR",
+                   help="lite0: the learning rate of its blocks that learn, as a share of "
+                        "--lr (the pyramid and head learn at --lr)")
     p.add_argument("--decoupled", action="store_true",
                    help="classes and boxes from towers of their own")
     p.add_argument("--mosaic", type=float, default=0.5,
@@ -178,6 +200,10 @@ def parse(argv):
                     f"it), got {side}")
     if args.early_epochs < 0 or bool(args.early_epochs) != bool(args.early_crop):
         p.error("--early-crop and --early-epochs go together (both or neither)")
+    if args.backbone != "lite0" and (args.frozen_statistics or args.backbone_lr != 1.0):
+        p.error("--frozen-statistics and --backbone-lr apply to --backbone lite0 only")
+    if not 0 < args.backbone_lr <= 1:
+        p.error(f"--backbone-lr must be in (0, 1], got {args.backbone_lr}")
     return args
 
 
@@ -241,10 +267,12 @@ def main(argv=None) -> int:
 
     # Channels-last convolutions ran about 8 % faster on two CPU cores (oneDNN).
     model = ParcelNet(len(THREAT_CLASSES), blocks=args.blocks, decoupled=args.decoupled,
-                      backbone=args.backbone, frozen=args.frozen).to(
+                      backbone=args.backbone, frozen=args.frozen,
+                      frozen_statistics=args.frozen_statistics).to(
         device, memory_format=torch.channels_last)
     ema = Ema(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
+    opt = torch.optim.AdamW(param_groups(model, args.backbone_lr), lr=args.lr,
+                            weight_decay=5e-4)
     dataset = data.TrainSet(train, args.seed, size=args.crop, progress=True,
                             mosaic=args.mosaic, gamma=args.gamma, input_side=args.input,
                             wide=args.augment == "wide")
@@ -265,6 +293,13 @@ def main(argv=None) -> int:
         if input_side(ckpt) != args.input:
             raise SystemExit(f"{ckpt_path} was trained for a {input_side(ckpt)} px input, not "
                              f"{args.input}: resume with --input {input_side(ckpt)}")
+        recipe = [name for name, default in RECIPE.items()
+                  if (name == "backbone" or args.backbone == "lite0")
+                  and ckpt["args"].get(name, default) != getattr(args, name)]
+        if recipe:
+            raise SystemExit(f"{ckpt_path} was trained with other " + ", ".join(
+                f"--{n.replace('_', '-')} ({ckpt['args'].get(n, RECIPE[n])})" for n in recipe)
+                + ": resume with the same, or train into a new --out")
         model.load_state_dict(ckpt["model"])
         ema.model.load_state_dict(ckpt["ema"])
         ema.updates = ckpt["ema_updates"]
@@ -286,7 +321,7 @@ def main(argv=None) -> int:
                    file=sys.stdout, mininterval=10)
         for images, boxes, classes, valid in bar:
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, args.lr)
+                group["lr"] = lr_at(step, total, args.lr) * group.get("share", 1.0)
             with on_export_grid(model) if args.qat else contextlib.nullcontext():
                 pred = model(images.to(device, memory_format=torch.channels_last))
                 loss, parts = detection_loss(pred, boxes.to(device), classes.to(device),

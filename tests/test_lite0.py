@@ -191,3 +191,53 @@ def test_a_second_stage_starts_from_an_earlier_run_at_another_input(tmp_path):
     with pytest.raises(SystemExit, match="differs"):   # a ParcelNet run into a Lite0 network
         main([*common, "--backbone", "parcelnet", "--out", str(tmp_path / "fourth"),
               "--input", "128", "--init", str(tmp_path / "first" / "last.pt")])
+
+
+def test_frozen_statistics_keep_every_norm_s_statistics_while_its_scale_learns():
+    backbone = Lite0Backbone(frozen=3, frozen_statistics=True).train()
+    norm = backbone.blocks[5]._bn0
+    before = norm.running_mean.clone()
+    taps = backbone(torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    sum(t.mean() for t in taps).backward()
+    assert not norm.training and torch.equal(norm.running_mean, before)
+    assert norm.weight.requires_grad and norm.weight.grad is not None
+    # Without the option the same norm follows the batch.
+    backbone = Lite0Backbone(frozen=3).train()
+    backbone(torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    assert not torch.equal(backbone.blocks[5]._bn0.running_mean, before)
+
+
+def test_the_backbone_learns_at_its_own_share_of_the_learning_rate():
+    from models.train import param_groups
+    model = ParcelNet(8, backbone="lite0")
+    single = param_groups(model, 1.0)
+    assert len(single) == 1 and single[0]["params"] == list(model.parameters())
+    head, backbone = param_groups(model, 0.1)
+    assert (head["share"], backbone["share"]) == (1.0, 0.1)
+    assert {id(p) for p in backbone["params"]} == {id(p) for p in model.lite0.parameters()}
+    together = [id(p) for p in head["params"] + backbone["params"]]
+    assert sorted(together) == sorted(id(p) for p in model.parameters())
+    assert len(param_groups(ParcelNet(8), 0.1)) == 1   # our own backbone has no pretrained part
+
+
+def test_a_run_resumes_only_with_its_own_fine_tuning_recipe(tmp_path):
+    from models.train import main, parse
+    args = ["--backbone", "lite0", "--out", str(tmp_path / "run"),
+            "--cache", str(tmp_path / "cache"), "--parcels", "2", "--val-parcels", "1",
+            "--test-parcels", "1", "--batch", "2", "--workers", "0", "--threads", "1",
+            "--input", "128", "--crop", "128", "--max-steps", "1"]
+    assert main([*args, "--epochs", "1", "--backbone-lr", "0.1"]) == 0
+    ckpt = torch.load(tmp_path / "run" / "last.pt")
+    assert [g["share"] for g in ckpt["opt"]["param_groups"]] == [1.0, 0.1]
+    with pytest.raises(SystemExit, match=r"--backbone-lr \(0.1\)"):
+        main([*args, "--epochs", "2", "--resume"])
+    with pytest.raises(SystemExit, match=r"--frozen-statistics \(False\)"):
+        main([*args, "--epochs", "2", "--resume", "--backbone-lr", "0.1",
+              "--frozen-statistics"])
+    assert main([*args, "--epochs", "2", "--resume", "--backbone-lr", "0.1",
+                 "--max-steps", "2"]) == 0
+    for bad in (["--backbone-lr", "0.1"], ["--frozen-statistics"]):   # ours has no ImageNet part
+        with pytest.raises(SystemExit):
+            parse(bad)
+    with pytest.raises(SystemExit):
+        parse(["--backbone", "lite0", "--backbone-lr", "0"])
