@@ -99,9 +99,10 @@ def param_groups(model: torch.nn.Module, backbone_share: float) -> list[dict]:
     (that group last, so a run with one group resumes as it was saved)."""
     if model.lite0 is None or backbone_share == 1.0:
         return [{"params": list(model.parameters()), "share": 1.0}]
-    backbone = {id(p) for p in model.lite0.parameters()}
-    return [{"params": [p for p in model.parameters() if id(p) not in backbone], "share": 1.0},
-            {"params": list(model.lite0.parameters()), "share": backbone_share}]
+    backbone = list(model.lite0.parameters())
+    ids = {id(p) for p in backbone}
+    return [{"params": [p for p in model.parameters() if id(p) not in ids], "share": 1.0},
+            {"params": backbone, "share": backbone_share}]
 
 
 def _blocks(text: str) -> tuple[int, ...]:
@@ -293,12 +294,12 @@ def main(argv=None) -> int:
         if input_side(ckpt) != args.input:
             raise SystemExit(f"{ckpt_path} was trained for a {input_side(ckpt)} px input, not "
                              f"{args.input}: resume with --input {input_side(ckpt)}")
-        recipe = [name for name, default in RECIPE.items()
-                  if (name == "backbone" or args.backbone == "lite0")
-                  and ckpt["args"].get(name, default) != getattr(args, name)]
-        if recipe:
+        saved = {name: ckpt["args"].get(name, default) for name, default in RECIPE.items()
+                 if name == "backbone" or args.backbone == "lite0"}
+        other = {name: value for name, value in saved.items() if value != getattr(args, name)}
+        if other:
             raise SystemExit(f"{ckpt_path} was trained with other " + ", ".join(
-                f"--{n.replace('_', '-')} ({ckpt['args'].get(n, RECIPE[n])})" for n in recipe)
+                f"--{name.replace('_', '-')} ({value})" for name, value in other.items())
                 + ": resume with the same, or train into a new --out")
         model.load_state_dict(ckpt["model"])
         ema.model.load_state_dict(ckpt["ema"])
