@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install dev browser run test test-fast lint train clean
+.PHONY: install dev browser run test test-fast lint train evaluate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,22 +46,21 @@ test-fast: dev
 
 # Simulate, train, export and quantise the shipped model; then its second look
 # (models/verify.py): the model's candidate boxes on the training, validation and calibration
-# parcels, cut from the full-resolution images, train a classifier that rescores them, and
-# print the test set's accuracy of the FP32 and INT8 pairs and of each detector alone. Last,
+# parcels, cut from the full-resolution images, train a classifier that rescores them. Last,
 # choose the operating point (calibration/thresholds.json) for the pair on a calibration set
 # of CALIB_PARCELS simulated parcels of their own (a 95 % share of threat images needs more
 # than the 120 validation parcels to pin down) and check it on the test set, colour and grey
-# apart.
+# apart. `make evaluate` then prints the test set's accuracy.
 # EfficientNet-Lite0 from its ImageNet weights by default (MODEL=parcelnet FINE_EPOCHS=0: our
 # own network from random weights, one stage). Two stages: EPOCHS at the 320 px input, then
 # FINE_EPOCHS at FINE_INPUT from the first stage's weights (finer pixels for thin and small
-# threats). About 200 minutes on two quiet CPU cores from nothing, measured step by step
+# threats). About 190 minutes on two quiet CPU cores from nothing, measured step by step
 # (simulation 9, first stage 70, second 58, export 3, calibration set 2, mining 6, second look
-# 37, its export 1, evaluation 12, thresholds 4) before training ran Lite0's frozen layers
-# folded, which scripts/bench_train_step.py puts at 0.8-0.9 of each stage's time: about 180
-# now; a GPU when torch sees one. Interrupted, run it again with
-# ARGS=--resume: the detector's stages and the second look's training go on from
-# their last checkpoints, and the candidate sets already mined are kept.
+# 37, its export 1, thresholds 4) before training ran Lite0's frozen layers folded, which
+# scripts/bench_train_step.py puts at 0.8-0.9 of each stage's time: about 170 now; a GPU
+# when torch sees one. Interrupted, run it again with ARGS=--resume: the detector's stages
+# and the second look's training go on from their last checkpoints, and the candidate sets
+# already mined are kept.
 MODEL ?= lite0
 RESUME := $(findstring --resume,$(ARGS))
 CALIB_PARCELS ?= 600
@@ -94,11 +93,17 @@ endif
 	$(BIN)/python -m models.verify export --checkpoint runs/$(MODEL)-verify/last.pt \
 		--model models/$(MODEL)/$(MODEL).int8.onnx --calib runs/$(MODEL)-verify/calib.npz \
 		--out models/$(MODEL)/verifier.int8.onnx
-	$(BIN)/python -m models.evaluate runs/$(MODEL)/$(MODEL).fp32.onnx \
-		models/$(MODEL)/$(MODEL).int8.onnx \
-		--verifier runs/$(MODEL)-verify/verifier.fp32.onnx models/$(MODEL)/verifier.int8.onnx \
-		--pairs --data data/sim/test/shard-*
 	$(BIN)/edge calibrate thresholds --model models/$(MODEL)/$(MODEL).int8.onnx \
 		--verifier models/$(MODEL)/verifier.int8.onnx --target-pd 0.95 \
 		--data data/sim/calib/shard-*/annotations.json --check data/sim/test/shard-*/annotations.json \
 		--by-folder --out calibration/thresholds.json
+
+# The test set's accuracy of what `make train` made, one table: FP32 against INT8, each detector
+# alone and with its own second look, AP50 per class, mAP50 and mAP50:95, the pseudo-colour
+# and grey renderings apart. About 12 minutes on two cores; it makes nothing, so it is not a
+# step of `make train`.
+evaluate: dev
+	$(BIN)/python -m models.evaluate runs/$(MODEL)/$(MODEL).fp32.onnx \
+		models/$(MODEL)/$(MODEL).int8.onnx \
+		--verifier runs/$(MODEL)-verify/verifier.fp32.onnx models/$(MODEL)/verifier.int8.onnx \
+		--pairs --by-folder --data data/sim/test/shard-*
