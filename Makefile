@@ -73,6 +73,9 @@ FINAL := runs/$(MODEL)
 else
 FINAL := runs/$(MODEL)-$(FINE_INPUT)
 endif
+DETECTOR := models/$(MODEL)/$(MODEL).int8.onnx
+VERIFIER := models/$(MODEL)/verifier.int8.onnx
+MINED := runs/$(MODEL)-verify
 train: dev
 	$(BIN)/python -m models.train --backbone $(MODEL) --epochs $(EPOCHS) --out runs/$(MODEL) $(ARGS)
 ifneq ($(FINE_EPOCHS),0)
@@ -83,18 +86,18 @@ endif
 	$(BIN)/python -m models.export --checkpoint $(FINAL)/last.pt --name $(MODEL)
 	$(BIN)/python -m models.data data/sim/calib --parcels $(CALIB_PARCELS) --seed 3001
 	for set in train val calib; do \
-		if [ -n "$(RESUME)" ] && [ -f runs/$(MODEL)-verify/$$set.npz ]; then continue; fi; \
+		if [ -n "$(RESUME)" ] && [ -f $(MINED)/$$set.npz ]; then continue; fi; \
 		$(BIN)/python -m models.verify mine \
-		--model models/$(MODEL)/$(MODEL).int8.onnx --data data/sim/$$set/shard-* \
-		--out runs/$(MODEL)-verify/$$set.npz || exit 1; done
-	$(BIN)/python -m models.verify train --mined runs/$(MODEL)-verify/train.npz \
-		--val runs/$(MODEL)-verify/val.npz --model models/$(MODEL)/$(MODEL).int8.onnx \
-		--epochs $(VERIFY_EPOCHS) --out runs/$(MODEL)-verify $(RESUME)
-	$(BIN)/python -m models.verify export --checkpoint runs/$(MODEL)-verify/last.pt \
-		--model models/$(MODEL)/$(MODEL).int8.onnx --calib runs/$(MODEL)-verify/calib.npz \
-		--out models/$(MODEL)/verifier.int8.onnx
-	$(BIN)/edge calibrate thresholds --model models/$(MODEL)/$(MODEL).int8.onnx \
-		--verifier models/$(MODEL)/verifier.int8.onnx --target-pd 0.95 \
+		--model $(DETECTOR) --data data/sim/$$set/shard-* \
+		--out $(MINED)/$$set.npz || exit 1; done
+	$(BIN)/python -m models.verify train --mined $(MINED)/train.npz \
+		--val $(MINED)/val.npz --model $(DETECTOR) \
+		--epochs $(VERIFY_EPOCHS) --out $(MINED) $(RESUME)
+	$(BIN)/python -m models.verify export --checkpoint $(MINED)/last.pt \
+		--model $(DETECTOR) --calib $(MINED)/calib.npz \
+		--out $(VERIFIER)
+	$(BIN)/edge calibrate thresholds --model $(DETECTOR) \
+		--verifier $(VERIFIER) --target-pd 0.95 \
 		--data data/sim/calib/shard-*/annotations.json --check data/sim/test/shard-*/annotations.json \
 		--by-folder --out calibration/thresholds.json
 
@@ -104,6 +107,6 @@ endif
 # step of `make train`.
 evaluate: dev
 	$(BIN)/python -m models.evaluate runs/$(MODEL)/$(MODEL).fp32.onnx \
-		models/$(MODEL)/$(MODEL).int8.onnx \
-		--verifier runs/$(MODEL)-verify/verifier.fp32.onnx models/$(MODEL)/verifier.int8.onnx \
+		$(DETECTOR) \
+		--verifier $(MINED)/verifier.fp32.onnx $(VERIFIER) \
 		--pairs --by-folder --data data/sim/test/shard-*
