@@ -54,20 +54,20 @@ test-fast: dev
 # EfficientNet-Lite0 from its ImageNet weights by default (MODEL=parcelnet FINE_EPOCHS=0: our
 # own network from random weights, one stage). Two stages: EPOCHS at the 320 px input, then
 # FINE_EPOCHS at FINE_INPUT from the first stage's weights (finer pixels for thin and small
-# threats). About 190 minutes on two quiet CPU cores from nothing, measured step by step
-# (simulation 9, first stage 70, second 58, export 3, calibration set 2, mining 6, second look
-# 37, its export 1, thresholds 4) before training ran Lite0's frozen layers folded, which
-# scripts/bench_train_step.py puts at 0.8-0.9 of each stage's time: about 170 now; a GPU
-# when torch sees one. Interrupted, run it again with ARGS=--resume: the detector's stages
-# and the second look's training go on from their last checkpoints, and the candidate sets
-# already mined are kept.
+# threats). From nothing on two quiet CPU cores at the defaults: about 147 minutes (simulation
+# 6, first stage 56, second 39, export and INT8 7, calibration set 2, mining 3, second look 30,
+# its export and the thresholds 5), one timed run with VERIFY_EPOCHS=2 (134 minutes) and its
+# second look timed again at 3 epochs (models/lite0/RUNS.md); a GPU when torch sees one. The
+# shipped files came from a longer schedule, EPOCHS=16 FINE_EPOCHS=7 (about 170 minutes).
+# Interrupted, run it again with ARGS=--resume: the detector's stages and the second look's
+# training go on from their last checkpoints, and the candidate sets already mined are kept.
 MODEL ?= lite0
 RESUME := $(findstring --resume,$(ARGS))
 CALIB_PARCELS ?= 600
 VERIFY_EPOCHS ?= 3
-EPOCHS ?= 16
+EPOCHS ?= 12
 FINE_INPUT ?= 448
-FINE_EPOCHS ?= 7
+FINE_EPOCHS ?= 5
 ifeq ($(FINE_EPOCHS),0)
 FINAL := runs/$(MODEL)
 else
@@ -103,7 +103,7 @@ endif
 
 # The test set's accuracy of what `make train` made, one table: FP32 against INT8, each detector
 # alone and with its own second look, AP50 per class, mAP50 and mAP50:95, the pseudo-colour
-# and grey renderings apart. About 12 minutes on two cores; it makes nothing, so it is not a
+# and grey renderings apart. About 4 minutes on two cores; it makes nothing, so it is not a
 # step of `make train`.
 evaluate: dev
 	$(BIN)/python -m models.evaluate runs/$(MODEL)/$(MODEL).fp32.onnx \
