@@ -277,21 +277,19 @@ def _bench_model(args, config) -> int:
 
 
 def _bench_parcels(args, config, paths: list[Path]) -> int:
-    from edge.detect.model import Detector
     from edge.tools.bench_detect import bench_parcels, simulated_parcels
 
-    head = Detector(paths[0], threads=1, warmup=False).info
-    verifier = _open_verifier(None, config, head.classes)
-    if verifier is False:
+    verifiers = _one_or_each(args.verifier, paths, "--verifier")
+    verify_at = _one_or_each(args.verify_at, paths, "--verify-at")
+    if verifiers is None or verify_at is None:
         return 2
-    verify_at = config.detector.score_threshold
-    if verifier is not None:   # the thresholds the live loop would run the pair at
-        from edge.decide import Policy
-        from edge.detect.verify import cascade_version
-        policy = Policy.from_config(config, head.classes, cascade_version(head.version, verifier))
-        verify_at = float(policy.thresholds.min())
-    result = bench_parcels(paths, simulated_parcels(config, args.parcels or 20),
-                           verifier=verifier, verify_at=verify_at)
+    seconds = []
+    for path, choice, at in zip(paths, verifiers, verify_at, strict=True):
+        pair = _second_look(config, path, choice, at)
+        if pair is False:
+            return 2
+        seconds.append(pair)
+    result = bench_parcels(paths, simulated_parcels(config, args.parcels or 20), seconds=seconds)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -302,6 +300,52 @@ def _bench_parcels(args, config, paths: list[Path]) -> int:
     for row in result["rows"]:
         print("  ".join(f"{k} {v}" for k, v in row.items()))
     return 0
+
+
+def _one_or_each(values: list | None, paths: list[Path], flag: str) -> list | None:
+    """``values`` of a flag given once for every model or once per model, one per model; None
+    after saying why not."""
+    if not values:
+        return [None] * len(paths)
+    if len(values) == 1:
+        return values * len(paths)
+    if len(values) == len(paths):
+        return list(values)
+    print(f"edge: {flag} takes one value for every model or one per model ({len(paths)}), "
+          f"got {len(values)}", file=sys.stderr)
+    return None
+
+
+def _second_look(config: EdgeConfig, path: Path, choice: str | None, verify_at: float | None):
+    """The second look a benchmarked model runs with and the score from which it looks again,
+    as ``(verifier, verify_at)``; None for the model alone; False after saying why not.
+    Without a ``choice``, the configured second look serves only a model of the configured
+    model's version (it was trained on that network's boxes, float graph or INT8). Without a
+    ``verify_at``, the lowest threshold the live loop would decide the pair with, or
+    detector.score_threshold where no calibrated table is made for the pair."""
+    from edge.decide import Policy
+    from edge.detect.model import Detector
+    from edge.detect.verify import cascade_version
+
+    info = Detector(path, threads=1, warmup=False).info
+    if choice is None:
+        configured = config.detector.model
+        same = configured is not None and Path(configured).is_file() and \
+            Detector(configured, threads=1, warmup=False).info.version == info.version
+        choice = None if same else "none"
+    verifier = _open_verifier(choice, config, info.classes)
+    if verifier is None or verifier is False:
+        return verifier
+    if verify_at is None:
+        try:
+            policy = Policy.from_config(config, info.classes,
+                                        cascade_version(info.version, verifier))
+            verify_at = float(policy.thresholds.min())
+        except ValueError as exc:
+            verify_at = config.detector.score_threshold
+            print(f"edge: {path} with {verifier.path} looks again from the default score "
+                  f"{verify_at} ({exc}); --verify-at sets it", file=sys.stderr)
+    return verifier, verify_at
 
 
 def _open_verifier(choice: str | None, config: EdgeConfig, classes: tuple[str, ...],
@@ -898,6 +942,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-parcel", action="store_true", help="model: time whole simulated "
                    "parcels (--parcels of them: pre-processing, every tile, post-processing) "
                    "instead of one bare model input")
+    p.add_argument("--verifier", nargs="+", default=None, metavar="FILE|none",
+                   help="model --per-parcel: the second look each model is also timed with, "
+                        "once for all or once per model (default: detector.verifier for a "
+                        "model of the configured model's version, none for any other)")
+    p.add_argument("--verify-at", type=_unit_interval, nargs="+", default=None,
+                   metavar="SCORE", help="model --per-parcel: the score from which the second "
+                   "look looks again, once for all or once per model (default: the lowest "
+                   "threshold the live loop decides the pair with)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("detect", help="run the detector on image files (PNG, JPEG, TIFF) or "

@@ -97,3 +97,39 @@ def test_bench_post_reports_the_nms_race_and_a_parcels_stages(tmp_path):
     assert stages["kept"] <= stages["candidates"]
     share = (stages["pre_ms"] + stages["post_ms"]) / stages["session_run_ms"]
     assert stages["pre_post_share_of_run"] == pytest.approx(share, rel=0.02, abs=0.001)
+
+
+def test_bench_model_per_parcel_pairs_each_model_with_its_own_second_look(tmp_path):
+    """The configured second look was trained on the configured model's boxes: another
+    network is timed alone unless given a second look of its own, and a flag given per model
+    must name one value for every model or one each."""
+    import onnx
+
+    from edge.config import SHIPPED_VERIFIER
+    from edge.shipping import shipped_file
+    shipped = shipped_file("lite0.int8.onnx")
+    other = tmp_path / "other.onnx"
+    proto = onnx.load(str(shipped))
+    for prop in proto.metadata_props:
+        if prop.key == "version":
+            prop.value = "another-network"
+    onnx.save(proto, str(other))
+    base = ("bench", "model", "--per-parcel", "--parcels", "1", "--json", "--models",
+            str(shipped), str(other))
+
+    rows = json.loads(edge(*base).stdout)["rows"]
+    paired = [(r["model"], r.get("verifier")) for r in rows]
+    assert paired == [(str(shipped), None), (str(other), None),
+                      (str(shipped), str(SHIPPED_VERIFIER))]
+
+    rows = json.loads(edge(*base, "--verifier", "none", str(SHIPPED_VERIFIER),
+                           "--verify-at", "0.3").stdout)["rows"]
+    assert [(r["model"], r.get("verifier"), r.get("verify_at")) for r in rows] == [
+        (str(shipped), None, None), (str(other), None, None),
+        (str(other), str(SHIPPED_VERIFIER), 0.3)]
+
+    refused = subprocess.run([sys.executable, "-m", "edge.cli", *base, "--verifier", "none",
+                              "none", "none"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert "--verifier takes one value for every model or one per model (2), got 3" \
+        in refused.stderr

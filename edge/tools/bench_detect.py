@@ -157,24 +157,29 @@ def _detect(det, verifier, image: np.ndarray, verify_at: float) -> int:
 
 
 def bench_parcels(paths, images: Sequence[np.ndarray], repeats: int = 5,
-                  threads: int = 2, verifier=None, verify_at: float = 0.25) -> dict:
+                  threads: int = 2, seconds: Sequence | None = None) -> dict:
     """Whole-parcel detection (pre-processing, every tile through the model, post-processing)
     of each model on the same parcel images, in one run. Per parcel, each model runs
     ``repeats`` times in a row after one uncounted call, then the next model; the parcel's
-    time is the median of its repeats, and a model's figures are taken over parcels. With a
-    ``verifier`` (edge.detect.verify), each model is timed a second time with it rescoring the
-    boxes at or above ``verify_at``, as the live loop runs them."""
+    time is the median of its repeats, and a model's figures are taken over parcels.
+    ``seconds`` holds, per model, None or its second look as ``(verifier, verify_at)``
+    (edge.detect.verify): such a model is timed a second time with that verifier rescoring
+    the boxes at or above ``verify_at``, as the live loop runs the pair."""
     from edge.detect.model import Detector
     from edge.detect.pre import prepare
 
+    seconds = list(seconds) if seconds is not None else [None] * len(paths)
+    if len(seconds) != len(paths):
+        raise ValueError(f"{len(paths)} models but {len(seconds)} second looks")
     models = [Detector(p, threads=threads) for p in paths]
-    dets = [(det, None) for det in models] + [(det, verifier) for det in models if verifier]
+    dets = [(det, None, 0.0) for det in models] + [
+        (det, *pair) for det, pair in zip(models, seconds, strict=True) if pair is not None]
     per_parcel = np.zeros((len(dets), len(images)))
     tiles = np.zeros((len(dets), len(images)), np.int64)
     widths = np.zeros((len(dets), len(images)), np.int64)
     looked_at = np.zeros((len(dets), len(images)), np.int64)
     for j, image in enumerate(images):
-        for i, (det, second) in enumerate(dets):
+        for i, (det, second, verify_at) in enumerate(dets):
             looked_at[i, j] = _detect(det, second, image, verify_at)
             times = []
             for _ in range(repeats):
@@ -187,7 +192,7 @@ def bench_parcels(paths, images: Sequence[np.ndarray], repeats: int = 5,
                             pixels=info.pixels, fit_to=info.fit_to)
             tiles[i, j], widths[i, j] = len(batch.offsets), batch.tile_size[1]
     rows = []
-    for i, (det, second) in enumerate(dets):
+    for i, (det, second, verify_at) in enumerate(dets):
         extra = {} if second is None else {
             "verifier": str(second.path), "verify_at": round(verify_at, 4),
             "median_boxes_verified": float(np.median(looked_at[i]))}
