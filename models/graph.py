@@ -20,6 +20,12 @@ Its accuracy is not the FP32 export's: its weights keep their 8-bit rounding.
 
 requantises the weights of dense convolutions and matrix products to 7 bits (``narrowed``), as
 ``models.export`` now does: a file made with full 8-bit weights saturates on CPUs without VNNI.
+
+    python -m models.graph models/lite0/lite0.int8.onnx --fold-pads
+
+folds each zero Pad of such an older file, with the quantise-dequantise pair around it, into
+the padding of the convolution it feeds (``folded_pads``): the outputs stay the same to the
+bit, and onnxruntime no longer copies the padded tensors. New exports have no Pad nodes.
 """
 
 from __future__ import annotations
@@ -189,6 +195,71 @@ def narrowed(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     return out, changed
 
 
+def folded_pads(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """A copy of ``proto`` with each zero Pad that only feeds convolutions folded into their
+    own padding: ``DQ -> Pad -> Q -> DQ -> Conv`` becomes ``DQ -> Conv`` with the Pad's amounts
+    added to the Conv's ``pads``, and the count folded. Exact: a zero padded in float
+    quantises to the zero point, which is what a quantised convolution pads with. Left alone
+    unless the Q after the Pad uses the DQ's own scale and zero point, the Pad is constant
+    zero on height and width only, and every reader of its DQ is a convolution reading it as
+    its input."""
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    graph = out.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    made_by = {o: n for n in graph.node for o in n.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+
+    def constant(name: str) -> np.ndarray | None:
+        """The value of ``name`` where the graph holds it fixed: an initializer, a Constant,
+        or a Cast of either."""
+        if name in inits:
+            return inits[name]
+        node = made_by.get(name)
+        if node is not None and node.op_type == "Constant":
+            return numpy_helper.to_array(node.attribute[0].t)
+        if node is not None and node.op_type == "Cast":
+            return constant(node.input[0])
+        return None
+
+    def only_reader(name: str, op: str) -> onnx.NodeProto | None:
+        found = readers.get(name, [])
+        return found[0] if len(found) == 1 and found[0].op_type == op else None
+
+    folded = 0
+    for pad in [n for n in graph.node if n.op_type == "Pad"]:
+        mode = next((helper.get_attribute_value(a) for a in pad.attribute if a.name == "mode"),
+                    b"constant")
+        amounts = constant(pad.input[1]) if len(pad.input) > 1 else None
+        value = constant(pad.input[2]) if len(pad.input) > 2 and pad.input[2] else 0
+        before = made_by.get(pad.input[0])
+        q = only_reader(pad.output[0], "QuantizeLinear")
+        dq = q and only_reader(q.output[0], "DequantizeLinear")
+        convs = readers.get(dq.output[0], []) if dq else []
+        if (mode != b"constant" or amounts is None or amounts.shape != (8,)
+                or np.any(amounts[[0, 1, 4, 5]]) or value is None or np.any(value)
+                or before is None or before.op_type != "DequantizeLinear"
+                or list(q.input[1:]) != list(before.input[1:])
+                or not convs or any(c.op_type != "Conv" or c.input[0] != dq.output[0]
+                                    for c in convs)):
+            continue
+        top, left, bottom, right = (int(amounts[k]) for k in (2, 3, 6, 7))
+        for conv in convs:
+            own = next((a for a in conv.attribute if a.name == "pads"), None)
+            base = list(helper.get_attribute_value(own)) if own is not None else [0, 0, 0, 0]
+            if own is not None:
+                conv.attribute.remove(own)
+            conv.attribute.append(helper.make_attribute(
+                "pads", [base[0] + top, base[1] + left, base[2] + bottom, base[3] + right]))
+            conv.input[0] = before.output[0]
+        folded += 1
+    _drop_unused(graph)
+    return out, folded
+
+
 def _evaluate(proto: onnx.ModelProto, names: list[str]) -> list[np.ndarray]:
     probe = onnx.ModelProto()
     probe.CopyFrom(proto)
@@ -221,6 +292,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=None, help="where to write (default: in place)")
     p.add_argument("--float", action="store_true",
                    help="also remove the quantisation: float32 with the file's INT8 weights")
+    p.add_argument("--fold-pads", action="store_true",
+                   help="fold zero padding into the convolutions it feeds (see folded_pads)")
     p.add_argument("--narrow", action="store_true",
                    help="requantise dense layers' weights to 7 bits (see narrowed); "
                         "the version gains -w7")
@@ -232,6 +305,9 @@ def main(argv=None) -> int:
     fixed = free_input_size(proto)
     if args.float:
         fixed = dequantised(fixed)
+    if args.fold_pads:
+        fixed, folded = folded_pads(fixed)
+        print(f"{folded} paddings folded into their convolutions")
     if args.narrow:
         fixed, changed = narrowed(fixed)
         for entry in fixed.metadata_props:

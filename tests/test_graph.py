@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models.graph import NARROW, computed_pads, dequantised, free_input_size, narrowed
+from models.graph import NARROW, computed_pads, dequantised, folded_pads, free_input_size, narrowed
 
 SHIPPED = "models/lite0/lite0.int8.onnx"
 SHIPPED_VERIFIER = "models/lite0/verifier.int8.onnx"
@@ -81,6 +81,53 @@ def test_the_float_graph_of_a_quantised_file_computes_the_same_network():
     # Only the 8-bit rounding of activations differs.
     assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.999
     np.testing.assert_allclose(got, want, atol=1.0)
+
+
+def quantised_same_net(tmp_path) -> tuple[onnx.ModelProto, np.ndarray]:
+    """``dynamic_same_net`` with constant padding, quantised by onnxruntime (QDQ): each Pad
+    sits between a DQ and a Q -> DQ -> Conv, as in Lite0 files exported before
+    ``models.lite0.SAME_PAD_SIDE``."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from models.export import Tiles
+    x = np.random.default_rng(2).uniform(0, 1, (8, 3, 64, 64)).astype(np.float32)
+    fp32, int8 = tmp_path / "same.onnx", tmp_path / "same.int8.onnx"
+    torch.onnx.export(dynamic_same_net(), (torch.from_numpy(x[:1]),), str(fp32),
+                      input_names=["images"], output_names=["preds"], opset_version=17,
+                      dynamo=False)
+    onnx.save(free_input_size(onnx.load(str(fp32))), str(fp32))
+    quant_pre_process(str(fp32), str(fp32), skip_symbolic_shape=True)   # as models.export
+    quantize_static(str(fp32), str(int8), Tiles(x), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
+    return onnx.load(str(int8)), x
+
+
+def test_zero_padding_folds_into_the_convolutions_it_feeds(tmp_path):
+    proto, x = quantised_same_net(tmp_path)
+    pads = [n for n in proto.graph.node if n.op_type == "Pad"]
+    assert len(pads) == 2
+    folded, count = folded_pads(proto)
+    assert count == 2
+    assert not [n for n in folded.graph.node if n.op_type == "Pad"]
+    assert len(folded.graph.node) == len(proto.graph.node) - 3 * count   # Pad, Q and DQ each
+    wide = np.random.default_rng(3).uniform(0, 1, (1, 3, 64, 160)).astype(np.float32)
+    for tiles in (x[:1], wide):
+        np.testing.assert_array_equal(run(folded, tiles), run(proto, tiles))
+        np.testing.assert_array_equal(run(folded, tiles, exact=True), run(proto, tiles, exact=True))
+    # Padding that is not zero is not the convolution's own: left alone.
+    reflect = onnx.ModelProto()
+    reflect.CopyFrom(proto)
+    for node in reflect.graph.node:
+        if node.op_type == "Pad":
+            del node.attribute[:]
+            node.attribute.append(onnx.helper.make_attribute("mode", "reflect"))
+    assert folded_pads(reflect)[1] == 0
+
+
+def test_the_shipped_model_pads_inside_its_convolutions():
+    assert not [n for n in onnx.load(SHIPPED).graph.node if n.op_type == "Pad"]
 
 
 def test_float_output_needs_a_separate_file(tmp_path):
