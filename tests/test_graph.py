@@ -83,14 +83,24 @@ def test_the_float_graph_of_a_quantised_file_computes_the_same_network():
     np.testing.assert_allclose(got, want, atol=1.0)
 
 
+def quantised(fp32, int8, x: np.ndarray) -> onnx.ModelProto:
+    """``fp32`` quantised by onnxruntime (QDQ, per-channel 8-bit weights, uint8 activations)
+    on the tiles ``x``, written to ``int8``."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    from models.export import Tiles
+    quantize_static(str(fp32), str(int8), Tiles(x), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
+    return onnx.load(str(int8))
+
+
 def quantised_same_net(tmp_path) -> tuple[onnx.ModelProto, np.ndarray]:
     """``dynamic_same_net`` with constant padding, quantised by onnxruntime (QDQ): each Pad
     sits between a DQ and a Q -> DQ -> Conv, as in Lite0 files exported before
     ``models.lite0.SAME_PAD_SIDE``."""
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from models.export import Tiles
     x = np.random.default_rng(2).uniform(0, 1, (8, 3, 64, 64)).astype(np.float32)
     fp32, int8 = tmp_path / "same.onnx", tmp_path / "same.int8.onnx"
     torch.onnx.export(dynamic_same_net(), (torch.from_numpy(x[:1]),), str(fp32),
@@ -98,10 +108,7 @@ def quantised_same_net(tmp_path) -> tuple[onnx.ModelProto, np.ndarray]:
                       dynamo=False)
     onnx.save(free_input_size(onnx.load(str(fp32))), str(fp32))
     quant_pre_process(str(fp32), str(fp32), skip_symbolic_shape=True)   # as models.export
-    quantize_static(str(fp32), str(int8), Tiles(x), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8)
-    return onnx.load(str(int8)), x
+    return quantised(fp32, int8, x), x
 
 
 def test_zero_padding_folds_into_the_convolutions_it_feeds(tmp_path):
@@ -171,16 +178,10 @@ def small_onnx(path, x: np.ndarray) -> None:
 
 def quantised_8_bit(tmp_path) -> tuple[onnx.ModelProto, np.ndarray]:
     """A small network quantised by onnxruntime with full 8-bit weights, and its tiles."""
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
-    from models.export import Tiles
     x = np.random.default_rng(1).uniform(0, 1, (8, 3, 32, 32)).astype(np.float32)
     fp32, int8 = tmp_path / "small.onnx", tmp_path / "small.int8.onnx"
     small_onnx(fp32, x)
-    quantize_static(str(fp32), str(int8), Tiles(x), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8)
-    return onnx.load(str(int8)), x
+    return quantised(fp32, int8, x), x
 
 
 def test_narrowed_holds_dense_weights_to_7_bits_and_leaves_depthwise_ones(tmp_path):
