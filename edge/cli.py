@@ -283,9 +283,10 @@ def _bench_parcels(args, config, paths: list[Path]) -> int:
     verify_at = _one_or_each(args.verify_at, paths, "--verify-at")
     if verifiers is None or verify_at is None:
         return 2
+    configured = _configured_version(config) if None in verifiers else None
     seconds = []
     for path, choice, at in zip(paths, verifiers, verify_at, strict=True):
-        pair = _second_look(config, path, choice, at)
+        pair = _second_look(config, path, choice, at, configured)
         if pair is False:
             return 2
         seconds.append(pair)
@@ -316,22 +317,31 @@ def _one_or_each(values: list | None, paths: list[Path], flag: str) -> list | No
     return None
 
 
-def _second_look(config: EdgeConfig, path: Path, choice: str | None, verify_at: float | None):
+def _configured_version(config: EdgeConfig) -> str | None:
+    """The version of the configured model, None where none is configured or on disk."""
+    from edge.detect.model import Detector
+
+    configured = config.detector.model
+    if configured is None or not Path(configured).is_file():
+        return None
+    return Detector(configured, threads=1, warmup=False).info.version
+
+
+def _second_look(config: EdgeConfig, path: Path, choice: str | None, verify_at: float | None,
+                 configured_version: str | None):
     """The second look a benchmarked model runs with and the score from which it looks again,
     as ``(verifier, verify_at)``; None for the model alone; False after saying why not.
     Without a ``choice``, the configured second look serves only a model of the configured
-    model's version (it was trained on that network's boxes, float graph or INT8). Without a
-    ``verify_at``, the lowest threshold the live loop would decide the pair with, or
-    detector.score_threshold where no calibrated table is made for the pair."""
+    model's version (``configured_version``: it was trained on that network's boxes, float
+    graph or INT8). Without a ``verify_at``, the lowest threshold the live loop would decide
+    the pair with, or detector.score_threshold where no calibrated table is made for the pair."""
     from edge.decide import Policy
     from edge.detect.model import Detector
     from edge.detect.verify import cascade_version
 
     info = Detector(path, threads=1, warmup=False).info
     if choice is None:
-        configured = config.detector.model
-        same = configured is not None and Path(configured).is_file() and \
-            Detector(configured, threads=1, warmup=False).info.version == info.version
+        same = configured_version is not None and configured_version == info.version
         choice = None if same else "none"
     verifier = _open_verifier(choice, config, info.classes)
     if verifier is None or verifier is False:
