@@ -4,11 +4,16 @@ detect, evaluate, config."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.config import ConfigError, EdgeConfig, dump_config, load_config
+
+if TYPE_CHECKING:
+    from edge.detect.model import ModelInfo
 
 FP32_EXPORT = Path("runs/lite0/lite0.fp32.onnx")  # written by `make train`
 
@@ -94,7 +99,7 @@ def _calibrate_thresholds(args, config: EdgeConfig) -> int:
         detector = _open_detector(args, config)
         if detector is None:
             return 2
-        verifier = _open_verifier(args.verifier, config, detector.info.classes, args.model)
+        verifier = _open_verifier(args.verifier, config, detector.info, args.model)
         if verifier is False:
             return 2
         version = cascade_version(detector.info.version, verifier)
@@ -283,10 +288,9 @@ def _bench_parcels(args, config, paths: list[Path]) -> int:
     verify_at = _one_or_each(args.verify_at, paths, "--verify-at")
     if verifiers is None or verify_at is None:
         return 2
-    configured = _configured_version(config) if None in verifiers else None
     seconds = []
     for path, choice, at in zip(paths, verifiers, verify_at, strict=True):
-        pair = _second_look(config, path, choice, at, configured)
+        pair = _second_look(config, path, choice, at)
         if pair is False:
             return 2
         seconds.append(pair)
@@ -319,31 +323,33 @@ def _one_or_each(values: list | None, paths: list[Path], flag: str) -> list | No
 
 def _configured_version(config: EdgeConfig) -> str | None:
     """The version of the configured model, None where none is configured or on disk."""
-    from edge.detect.model import Detector
-
     configured = config.detector.model
     if configured is None or not Path(configured).is_file():
         return None
-    return Detector(configured, threads=1, warmup=False).info.version
+    path = Path(configured).resolve()
+    return _model_version(str(path), path.stat().st_mtime_ns)
 
 
-def _second_look(config: EdgeConfig, path: Path, choice: str | None, verify_at: float | None,
-                 configured_version: str | None):
+@functools.lru_cache(maxsize=4)
+def _model_version(path: str, mtime_ns: int) -> str:
+    """The version a model file names (``mtime_ns`` keys a file rewritten in place apart)."""
+    from edge.detect.model import Detector
+    return Detector(Path(path), threads=1, warmup=False).info.version
+
+
+def _second_look(config: EdgeConfig, path: Path, choice: str | None, verify_at: float | None):
     """The second look a benchmarked model runs with and the score from which it looks again,
     as ``(verifier, verify_at)``; None for the model alone; False after saying why not.
     Without a ``choice``, the configured second look serves only a model of the configured
-    model's version (``configured_version``: it was trained on that network's boxes, float
-    graph or INT8). Without a ``verify_at``, the lowest threshold the live loop would decide
-    the pair with, or detector.score_threshold where no calibrated table is made for the pair."""
+    model's version (``_open_verifier``). Without a ``verify_at``, the lowest threshold the
+    live loop would decide the pair with, or detector.score_threshold where no calibrated
+    table is made for the pair."""
     from edge.decide import Policy
     from edge.detect.model import Detector
     from edge.detect.verify import cascade_version
 
     info = Detector(path, threads=1, warmup=False).info
-    if choice is None:
-        same = configured_version is not None and configured_version == info.version
-        choice = None if same else "none"
-    verifier = _open_verifier(choice, config, info.classes)
+    verifier = _open_verifier(choice, config, info, path)
     if verifier is None or verifier is False:
         return verifier
     if verify_at is None:
@@ -358,16 +364,16 @@ def _second_look(config: EdgeConfig, path: Path, choice: str | None, verify_at: 
     return verifier, verify_at
 
 
-def _open_verifier(choice: str | None, config: EdgeConfig, classes: tuple[str, ...],
+def _open_verifier(choice: str | None, config: EdgeConfig, info: ModelInfo,
                    model: Path | None = None):
-    """The second look of ``choice`` (``--verifier``: a file, "none", or None: the config's),
-    None for none, or False after saying why it cannot be used. Without a choice, none for
-    a ``model`` other than the configured one (the configured second look was trained on
-    the configured model's boxes)."""
+    """The second look of ``choice`` (``--verifier``: a file, "none", or None: the config's)
+    for a detector of ``info`` read from ``model`` (None: the configured one), None for none,
+    or False after saying why it cannot be used. Without a choice, the configured second look
+    serves only a model of the configured model's version: it was trained on that network's
+    boxes, and its INT8 file and its float graph are both that network."""
     from edge.detect.model import ModelError
     from edge.detect.verify import Verifier
-    if choice is None and model is not None and config.detector.model is not None \
-            and Path(model).resolve() != Path(config.detector.model).resolve():
+    if choice is None and model is not None and not _of_configured_network(model, info, config):
         choice = "none"
     path = config.detector.verifier if choice is None else \
         None if choice == "none" else Path(choice)
@@ -378,11 +384,20 @@ def _open_verifier(choice: str | None, config: EdgeConfig, classes: tuple[str, .
     except ModelError as exc:
         print(f"edge: {exc}", file=sys.stderr)
         return False
-    if verifier.classes != tuple(classes):
+    if verifier.classes != tuple(info.classes):
         print(f"edge: verifier {path} was trained for classes {list(verifier.classes)}, the "
-              f"model has {list(classes)}", file=sys.stderr)
+              f"model has {list(info.classes)}", file=sys.stderr)
         return False
     return verifier
+
+
+def _of_configured_network(model: Path, info: ModelInfo, config: EdgeConfig) -> bool:
+    """Whether the model at ``model`` is the configured model's network: that file, or one
+    naming the same version (a version left "unknown" names no network)."""
+    configured = config.detector.model
+    if configured is None or Path(model).resolve() == Path(configured).resolve():
+        return True
+    return info.version != "unknown" and info.version == _configured_version(config)
 
 
 def _open_detector(args, config: EdgeConfig):
@@ -419,7 +434,7 @@ def cmd_detect(args) -> int:
     detector = _open_detector(args, config)
     if detector is None:
         return 2
-    verifier = _open_verifier(args.verifier, config, detector.info.classes, args.model)
+    verifier = _open_verifier(args.verifier, config, detector.info, args.model)
     if verifier is False:
         return 2
     if verifier is not None:
@@ -459,7 +474,7 @@ def cmd_evaluate(args) -> int:
     detectors = [_open_model(path, config) for path in args.models or [None]]
     if any(d is None for d in detectors):
         return 2
-    verifiers = [_open_verifier(args.verifier, config, d.info.classes, path)
+    verifiers = [_open_verifier(args.verifier, config, d.info, path)
                  for path, d in zip(args.models or [None], detectors, strict=True)]
     if any(v is False for v in verifiers):
         return 2
@@ -922,7 +937,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="thresholds: ONNX model (default: detector.model)")
     p.add_argument("--verifier", default=None, metavar="FILE|none",
                    help="thresholds: second look that rescores the model's boxes, as the live "
-                        "loop runs it (default: detector.verifier; none: the model alone)")
+                        "loop runs it (default: detector.verifier for a model of the "
+                        "configured model's version; none: the model alone)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_calibrate)
 
@@ -972,7 +988,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "detector.model of the config)")
     p.add_argument("--verifier", default=None, metavar="FILE|none",
                    help="second look that rescores the model's boxes (default: "
-                        "detector.verifier with the configured model; none: the model alone)")
+                        "detector.verifier for a model of the configured model's version; "
+                        "none: the model alone)")
     p.add_argument("--conf", type=_unit_interval, default=None, help="score threshold "
                    "(default: the thresholds the live loop decides with: the calibrated "
                    "table for this model, else detector.score_threshold)")
@@ -984,8 +1001,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ONNX files, compared in one table (default: detector.model)")
     p.add_argument("--verifier", default=None, metavar="FILE|none",
                    help="second look that rescores each model's boxes (default: "
-                        "detector.verifier for the configured model, none for any other; "
-                        "none: every model alone)")
+                        "detector.verifier for a model of the configured model's version, "
+                        "none for any other; none: every model alone)")
     p.add_argument("--data", type=Path, nargs="+", required=True,
                    help="labelled scans: COCO .json files, VOC or YOLO folders")
     p.add_argument("--map", action="append", default=[], metavar="FROM=TO",

@@ -99,21 +99,25 @@ def test_bench_post_reports_the_nms_race_and_a_parcels_stages(tmp_path):
     assert stages["pre_post_share_of_run"] == pytest.approx(share, rel=0.02, abs=0.001)
 
 
+def another_network(path):
+    """The shipped model's file, written to ``path`` naming another version."""
+    import onnx
+
+    from edge.config import SHIPPED_MODEL
+    proto = onnx.load(str(SHIPPED_MODEL))
+    for prop in proto.metadata_props:
+        if prop.key == "version":
+            prop.value = "another-network"
+    onnx.save(proto, str(path))
+    return path
+
+
 def test_bench_model_per_parcel_pairs_each_model_with_its_own_second_look(tmp_path):
     """The configured second look was trained on the configured model's boxes: another
     network is timed alone unless given a second look of its own, and a flag given per model
     must name one value for every model or one each."""
-    import onnx
-
-    from edge.config import SHIPPED_VERIFIER
-    from edge.shipping import shipped_file
-    shipped = shipped_file("lite0.int8.onnx")
-    other = tmp_path / "other.onnx"
-    proto = onnx.load(str(shipped))
-    for prop in proto.metadata_props:
-        if prop.key == "version":
-            prop.value = "another-network"
-    onnx.save(proto, str(other))
+    from edge.config import SHIPPED_MODEL, SHIPPED_VERIFIER
+    shipped, other = SHIPPED_MODEL, another_network(tmp_path / "other.onnx")
     base = ("bench", "model", "--per-parcel", "--parcels", "1", "--json", "--models",
             str(shipped), str(other))
 
@@ -133,3 +137,22 @@ def test_bench_model_per_parcel_pairs_each_model_with_its_own_second_look(tmp_pa
     assert refused.returncode == 2
     assert "--verifier takes one value for every model or one per model (2), got 3" \
         in refused.stderr
+
+
+def test_the_configured_second_look_serves_any_file_of_the_configured_network(tmp_path):
+    """Scored as they are timed: a copy of the configured model (as its float graph) is the
+    network the configured second look was trained on, and ``edge evaluate`` scores it with
+    that look, as ``edge bench model`` times it; a file naming another version is scored
+    alone."""
+    import shutil
+
+    from edge.config import SHIPPED_MODEL, SHIPPED_VERIFIER
+    copy = shutil.copy(SHIPPED_MODEL, tmp_path / "copy.onnx")
+    other = another_network(tmp_path / "other.onnx")
+    edge("sim", "--parcels", "1", "--out", str(tmp_path / "set"), "--seed", "5", "--quiet")
+    scored = json.loads(edge("evaluate", "--json", str(SHIPPED_MODEL), str(copy), str(other),
+                             "--data", str(tmp_path / "set" / "annotations.json")).stdout)
+    look = SHIPPED_VERIFIER.name
+    assert list(scored["models"]) == [f"{SHIPPED_MODEL} + {look}", f"{copy} + {look}",
+                                      str(other)]
+    assert scored["models"][f"{copy} + {look}"] == scored["models"][f"{SHIPPED_MODEL} + {look}"]
