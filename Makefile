@@ -54,10 +54,10 @@ test-fast: dev
 # EfficientNet-Lite0 from its ImageNet weights by default (MODEL=parcelnet FINE_EPOCHS=0: our
 # own network from random weights, one stage). Two stages: EPOCHS at the 320 px input, then
 # FINE_EPOCHS at FINE_INPUT from the first stage's weights (finer pixels for thin and small
-# threats). From nothing on two quiet CPU cores at the defaults: about 147 minutes (simulation
-# 6, first stage 56, second 39, export and INT8 7, calibration set 2, mining 3, second look 30,
-# its export and the thresholds 5), one timed run with VERIFY_EPOCHS=2 (134 minutes) and its
-# second look timed again at 3 epochs (models/lite0/RUNS.md); a GPU when torch sees one. The
+# threats). From nothing on two quiet CPU cores at the defaults: 147 to 159 minutes, one run
+# interrupted and one not, on two days (simulation 6-8, first stage 56-69, second 38-39, export
+# and INT8 6-7, calibration set 1-2, mining 3, second look 29-30, its export and the
+# thresholds 5; models/lite0/RUNS.md), the same files both times; a GPU when torch sees one. The
 # shipped files came from a longer schedule, EPOCHS=16 FINE_EPOCHS=7 (about 170 minutes).
 # Interrupted, run it again with ARGS=--resume: the detector's stages and the second look's
 # training go on from their last checkpoints, and the candidate sets already mined are kept.
